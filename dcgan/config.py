@@ -1,0 +1,293 @@
+"""The experiment config: typed, frozen, validated before TensorFlow is imported.
+
+One YAML file per experiment. Every key has a default taken from the DCGAN paper
+(Radford et al., 2015), so an empty file trains the embedded digits data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dcgan.errors import ConfigError
+
+MIN_BASE, MAX_BASE = 3, 7
+SOURCES_WITH_PATH = ("folder", "stl10")
+
+
+class _Section(BaseModel):
+    # strict: a quoted "32" or a 1.5 for an integer is a mistake, not something to coerce.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+LoosePath = Annotated[Path, Field(strict=False)]
+
+
+class DataConfig(_Section):
+    source: Literal["folder", "digits", "mnist", "fashion_mnist", "cifar10", "stl10"] = "digits"
+    path: LoosePath | None = None
+    image_size: int = Field(32, gt=0)
+    channels: Literal[1, 3] = 1
+    max_images: int | None = Field(None, gt=0)
+
+
+class ModelConfig(_Section):
+    arch: Literal["dcgan", "tutorial"] = "dcgan"
+    latent_dim: int = Field(100, gt=0)
+    g_width: int = Field(64, gt=0)  # filters of G's last hidden block; doubles towards z
+    d_width: int = Field(64, gt=0)  # filters of D's first block; doubles towards the logit
+    max_width: int = Field(512, gt=0)
+    depth: int | None = Field(None, gt=0)  # stride-2 blocks; None: as many as the size allows
+    g_norm: Literal["batch", "layer", "none"] = "batch"
+    d_norm: Literal["batch", "layer", "none"] = "batch"
+    d_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    leaky_slope: float = Field(0.2, ge=0.0, lt=1.0)
+    init_std: float | None = Field(0.02, gt=0.0)  # None: Keras' Glorot default
+
+
+class TrainConfig(_Section):
+    batch_size: int = Field(128, gt=0)
+    steps: int = Field(5000, gt=0)
+    g_lr: float = Field(2e-4, gt=0.0)
+    d_lr: float = Field(2e-4, gt=0.0)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+
+
+class OutputConfig(_Section):
+    dir: LoosePath = Path("runs")
+    sample_every: int = Field(500, gt=0)
+    num_samples: int = Field(64, gt=0, le=1024)
+    checkpoint_every: int = Field(1000, gt=0)
+    keep_checkpoints: int = Field(3, gt=0)
+    log_every: int = Field(50, gt=0)
+
+
+class Config(_Section):
+    name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
+    seed: int = Field(0, ge=0, lt=2**31)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _check_reachable(self) -> Config:
+        size = self.data.image_size
+        if self.model.arch == "tutorial":
+            if size % 4 or not MIN_BASE <= size // 4 <= MAX_BASE:
+                raise _KeyError(
+                    "data.image_size",
+                    f"{size} is not reachable by model.arch 'tutorial', which upsamples "
+                    f"{MIN_BASE * 4}..{MAX_BASE * 4} by 4 (the MNIST notebook uses 28)",
+                )
+        else:
+            base_and_depth(size, self.model.depth)
+        if self.data.source in SOURCES_WITH_PATH and self.data.path is None:
+            raise _KeyError("data.path", f"is required for data.source '{self.data.source}'")
+        if self.data.path is not None and not self.data.path.exists():
+            raise _KeyError("data.path", f"'{self.data.path}' does not exist")
+        if self.data.source == "folder" and not self.data.path.is_dir():
+            raise _KeyError("data.path", f"'{self.data.path}' is not a folder")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class _KeyError(ValueError):
+    """A cross-field problem that belongs to one dotted key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def base_and_depth(image_size: int, depth: int | None) -> tuple[int, int]:
+    """The generator's starting size and its number of stride-2 blocks for image_size.
+
+    DCGAN doubles the resolution in every block, so image_size must be base * 2**depth with
+    a base of 3..7; without an explicit depth the deepest such network is chosen.
+    """
+    if depth is not None:
+        base, rest = divmod(image_size, 2**depth)
+        if rest == 0 and MIN_BASE <= base <= MAX_BASE:
+            return base, depth
+        raise _KeyError(
+            "model.depth",
+            f"{depth} stride-2 blocks cannot reach data.image_size {image_size}: "
+            f"it must be base * 2**{depth} with a base of {MIN_BASE}..{MAX_BASE}",
+        )
+    base, depth = image_size, 0
+    while base % 2 == 0 and base // 2 >= MIN_BASE:
+        base, depth = base // 2, depth + 1
+    if depth == 0 or not MIN_BASE <= base <= MAX_BASE:
+        raise _KeyError(
+            "data.image_size",
+            f"{image_size} cannot be reached by doubling: use base * 2**k with a base of "
+            f"{MIN_BASE}..{MAX_BASE} and k >= 1 (e.g. 28, 32, 48, 64, 96, 128, 256)",
+        )
+    return base, depth
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads 1e-4 as a number (YAML 1.1 wants 1.0e-4)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader: no code runs)
+
+
+FROZEN_ON_RESUME = ("model.", "data.image_size", "data.channels", "name")
+
+
+def load(
+    path: Path | None,
+    overrides: tuple[str, ...] = (),
+    *,
+    frozen_keys: tuple[str, ...] = (),
+) -> Config:
+    """Read a YAML config (or the defaults when path is None) and apply dotted overrides.
+
+    frozen_keys are prefixes that overrides may not touch (a resumed run's architecture).
+    Every problem is raised as a ConfigError whose message names the file or flag and key.
+    """
+    origin = str(path) if path is not None else "defaults"
+    raw = _read_yaml(path) if path is not None else {}
+    overridden: set[str] = set()
+    for item in overrides:
+        key, value = _parse_override(item)
+        if any(key == f or (f.endswith(".") and key.startswith(f)) for f in frozen_keys):
+            raise ConfigError(f"--set {key}: cannot be changed when resuming a run")
+        _set_dotted(raw, key, value)
+        overridden.add(key)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, origin, overridden)) from None
+    return _with_absolute_paths(config)
+
+
+def _with_absolute_paths(config: Config) -> Config:
+    """The run's config.yaml must still point at the data when resumed from elsewhere."""
+    data_path = config.data.path.resolve() if config.data.path is not None else None
+    return config.model_copy(
+        update={
+            "data": config.data.model_copy(update={"path": data_path}),
+            "output": config.output.model_copy(update={"dir": config.output.dir.resolve()}),
+        }
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir() or not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)*", key):
+        raise ConfigError(f"--set {item!r}: expected key.sub=value, e.g. train.steps=200")
+    _check_known(key, f"--set {key}")
+    try:
+        value = parse_yaml(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def _check_known(dotted: str, where: str) -> None:
+    model: type[BaseModel] = Config
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            prefix = ".".join(parts[:depth])
+            raise ConfigError(
+                f"{where}: unknown key {_qualified(prefix, part)!r}{_hint(part, fields)}"
+            )
+        annotation = fields[part].annotation
+        is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if depth < len(parts) - 1 and not is_section:
+            raise ConfigError(f"{where}: {'.'.join(parts[: depth + 1])!r} has no sub-keys")
+        if depth == len(parts) - 1 and is_section:
+            raise ConfigError(f"{where}: {dotted!r} is a section; set one of its keys")
+        if is_section:
+            model = annotation
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any], origin: str, overridden: set[str]) -> str:
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _KeyError):
+        key, message = cause.key, cause.message
+    else:
+        key = ".".join(str(part) for part in error["loc"])
+        message = _message(error, raw)
+    where = f"--set {key}" if key in overridden else f"{origin}: {key}"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    return f"{where}: {message}{suffix}"
+
+
+def _message(error: dict[str, Any], raw: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        section: type[BaseModel] = Config
+        for part in loc[:-1]:
+            section = section.model_fields[str(part)].annotation  # type: ignore[assignment]
+        return f"unknown key{_hint(str(loc[-1]), section.model_fields)}"
+    value = error.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    if error["type"] == "model_type":
+        return f"must be a mapping of keys{shown}"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
+
+
+def _hint(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _qualified(prefix: str, part: str) -> str:
+    return f"{prefix}.{part}" if prefix else part

@@ -1,0 +1,112 @@
+"""The combined adversarial model: a keras.Model that owns G and D and trains both in fit()."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def bce_with_logits(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
+    """Binary cross-entropy computed from logits, stable for any logit magnitude."""
+    labels = tf.fill(tf.shape(logits), tf.constant(labels_value, logits.dtype))
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+class DCGAN(keras.Model):
+    """D(G(z)): one train_step makes a D update on real and fake images, then a G update.
+
+    The noise for every step comes from a SeedGenerator whose state is a variable, so a
+    checkpoint restores the noise stream along with the weights and the step counter.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(generator.input_shape[-1])
+        self.noise = keras.random.SeedGenerator(seed, name="noise")
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+
+    def compile(
+        self,
+        d_optimizer: keras.optimizers.Optimizer,
+        g_optimizer: keras.optimizers.Optimizer,
+        **kwargs,
+    ) -> None:
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        # Built now, not at the first step, so a checkpoint can be restored into them.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def call(self, z, training: bool = False):
+        return self.generator(z, training=training)
+
+    def _latents(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.noise)
+
+    def train_step(self, real_images):
+        batch_size = tf.shape(real_images)[0]
+
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(self._latents(batch_size), training=True)
+            real_logits = self.discriminator(real_images, training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
+            d_loss = bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits)
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+
+        with tf.GradientTape() as tape:
+            fake_logits_for_g = self.discriminator(
+                self.generator(self._latents(batch_size), training=True), training=True
+            )
+            g_loss = bce_with_logits(1.0, fake_logits_for_g)
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+
+        self.step.assign_add(1)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+
+def make_gan(
+    generator: keras.Model,
+    discriminator: keras.Model,
+    *,
+    seed: int,
+    g_lr: float,
+    d_lr: float,
+    beta1: float,
+    beta2: float,
+) -> DCGAN:
+    gan = DCGAN(generator, discriminator, seed=seed)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, name="d_adam"),
+        g_optimizer=keras.optimizers.Adam(g_lr, beta_1=beta1, beta_2=beta2, name="g_adam"),
+        jit_compile=False,  # XLA is slower for these convolutions on CPU
+    )
+    return gan
+
+
+def checkpoint_objects(gan: DCGAN) -> dict:
+    """Everything a resume needs, for tf.train.Checkpoint."""
+    return {
+        "generator": gan.generator,
+        "discriminator": gan.discriminator,
+        "g_optimizer": gan.g_optimizer,
+        "d_optimizer": gan.d_optimizer,
+        "noise_state": gan.noise.state.value,
+        "step": gan.step.value,
+    }

@@ -1,0 +1,132 @@
+"""Grids, PNG and GIF writing, loss plots: numpy, PIL, imageio and matplotlib only."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Generator output in [-1, 1] -> uint8 in [0, 255]."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one uint8 (rows*H, columns*W, C) image with a gap between tiles."""
+    count, height, width, channels = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    grid = np.zeros(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        dtype=np.uint8,
+    )
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """A temporary name beside path, renamed onto it only once the writer has finished,
+    so that a reader (or a crash) never meets half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        to_pil(image).save(tmp, format="PNG")
+
+
+def label(image: np.ndarray, text: str) -> np.ndarray:
+    """The image with a strip of text underneath (used to mark GIF frames with their step)."""
+    pil = to_pil(image).convert("RGB")
+    strip = 14
+    canvas = Image.new("RGB", (pil.width, pil.height + strip), (0, 0, 0))
+    canvas.paste(pil, (0, 0))
+    ImageDraw.Draw(canvas).text((3, pil.height + 1), text, fill=(255, 255, 255))
+    return np.asarray(canvas)
+
+
+def save_gif(
+    frames: Sequence[np.ndarray], path: Path, fps: float = 5.0, hold_last: float = 2.0
+) -> None:
+    """An endlessly looping GIF; the last frame stays hold_last seconds."""
+    import imageio.v3 as iio
+
+    frames = [np.asarray(f) for f in frames]
+    if frames[0].ndim == 3 and frames[0].shape[-1] == 1:
+        frames = [f[..., 0] for f in frames]
+    durations = [1000.0 / fps] * len(frames)
+    durations[-1] = max(durations[-1], hold_last * 1000.0)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+
+
+def plot_losses(
+    steps: Sequence[int], series: dict[str, Sequence[float]], path: Path, title: str = ""
+) -> None:
+    """Loss curves (left axis) and D's outputs (right axis) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    losses = figure.add_subplot(1, 2, 1)
+    outputs = figure.add_subplot(1, 2, 2)
+    for name, values in series.items():
+        axis = outputs if name.startswith("d_real") or name.startswith("d_fake") else losses
+        axis.plot(steps, values, label=name, linewidth=1)
+    losses.set_title("losses")
+    outputs.set_title("D(x) and D(G(z))")
+    outputs.set_ylim(0, 1)
+    for axis in (losses, outputs):
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best", fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def load_image(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
+
+
+def write_progress_gif(grids: Sequence[tuple[int, Path]], path: Path, fps: float = 5.0) -> int:
+    """Sample grids (step, png) in step order, each frame labelled with its step."""
+    frames = [label(load_image(png), f"step {step}") for step, png in grids]
+    if frames:
+        save_gif(frames, path, fps=fps)
+    return len(frames)

@@ -1,0 +1,158 @@
+"""Generator and discriminator built from the config.
+
+arch 'dcgan' follows Radford et al. (2015): project z to base x base, then stride-2
+transposed convolutions that halve the filters while doubling the size, BatchNorm and ReLU
+in G (none on its output, which is tanh), stride-2 convolutions with LeakyReLU in D
+(no normalisation on its input layer), no pooling, weights from N(0, 0.02).
+arch 'tutorial' is the TensorFlow MNIST notebook's pair of networks, layer for layer.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from dcgan.config import Config, base_and_depth
+
+
+def build_generator(config: Config) -> keras.Model:
+    if config.model.arch == "tutorial":
+        return _tutorial_generator(config)
+    return _dcgan_generator(config)
+
+
+def build_discriminator(config: Config) -> keras.Model:
+    if config.model.arch == "tutorial":
+        return _tutorial_discriminator(config)
+    return _dcgan_discriminator(config)
+
+
+def _kernel_init(config: Config):
+    if config.model.init_std is None:
+        return "glorot_uniform"
+    return keras.initializers.RandomNormal(0.0, config.model.init_std)
+
+
+def _norm(kind: str, config: Config, name: str) -> layers.Layer | None:
+    if kind == "batch":
+        gamma = (
+            keras.initializers.RandomNormal(1.0, config.model.init_std)
+            if config.model.init_std is not None
+            else "ones"
+        )
+        return layers.BatchNormalization(gamma_initializer=gamma, name=name)
+    if kind == "layer":
+        return layers.LayerNormalization(name=name)
+    return None
+
+
+def _widths(width: int, depth: int, max_width: int) -> list[int]:
+    """Filters per block from the image end: width, 2*width, ... capped at max_width."""
+    return [min(width * 2**i, max_width) for i in range(depth)]
+
+
+def _dcgan_generator(config: Config) -> keras.Model:
+    model = config.model
+    base, depth = base_and_depth(config.data.image_size, model.depth)
+    widths = _widths(model.g_width, depth, model.max_width)[::-1]  # widest first
+    init = _kernel_init(config)
+    use_bias = model.g_norm == "none"  # a bias before BatchNorm's beta is redundant
+
+    z = keras.Input((model.latent_dim,), name="z")
+    x = layers.Dense(
+        base * base * widths[0], use_bias=use_bias, kernel_initializer=init, name="project"
+    )(z)
+    x = layers.Reshape((base, base, widths[0]), name="reshape")(x)
+    norm = _norm(model.g_norm, config, "project_norm")
+    x = norm(x) if norm else x
+    x = layers.ReLU(name="project_relu")(x)
+    for i, filters in enumerate(widths[1:], start=1):
+        x = layers.Conv2DTranspose(
+            filters,
+            4,
+            strides=2,
+            padding="same",
+            use_bias=use_bias,
+            kernel_initializer=init,
+            name=f"up{i}",
+        )(x)
+        norm = _norm(model.g_norm, config, f"up{i}_norm")
+        x = norm(x) if norm else x
+        x = layers.ReLU(name=f"up{i}_relu")(x)
+    x = layers.Conv2DTranspose(
+        config.data.channels,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=init,
+        name=f"up{depth}",
+    )(x)
+    image = layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def _dcgan_discriminator(config: Config) -> keras.Model:
+    model = config.model
+    size, channels = config.data.image_size, config.data.channels
+    _, depth = base_and_depth(size, model.depth)
+    widths = _widths(model.d_width, depth, model.max_width)
+    init = _kernel_init(config)
+
+    image = keras.Input((size, size, channels), name="image")
+    x = image
+    for i, filters in enumerate(widths, start=1):
+        norm = _norm(model.d_norm, config, f"down{i}_norm") if i > 1 else None
+        x = layers.Conv2D(
+            filters,
+            4,
+            strides=2,
+            padding="same",
+            use_bias=norm is None,
+            kernel_initializer=init,
+            name=f"down{i}",
+        )(x)
+        x = norm(x) if norm else x
+        x = layers.LeakyReLU(model.leaky_slope, name=f"down{i}_lrelu")(x)
+        if model.d_dropout:
+            x = layers.Dropout(model.d_dropout, name=f"down{i}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    logit = layers.Dense(1, kernel_initializer=init, dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+# The TensorFlow DCGAN tutorial (MNIST): Keras' default initialisers and LeakyReLU(0.3).
+TUTORIAL_SLOPE = 0.3
+
+
+def _tutorial_generator(config: Config) -> keras.Model:
+    base = config.data.image_size // 4
+    z = keras.Input((config.model.latent_dim,), name="z")
+    x = layers.Dense(base * base * 256, use_bias=False, name="project")(z)
+    x = layers.BatchNormalization(name="project_norm")(x)
+    x = layers.LeakyReLU(TUTORIAL_SLOPE, name="project_lrelu")(x)
+    x = layers.Reshape((base, base, 256), name="reshape")(x)
+    x = layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False, name="up1")(x)
+    x = layers.BatchNormalization(name="up1_norm")(x)
+    x = layers.LeakyReLU(TUTORIAL_SLOPE, name="up1_lrelu")(x)
+    x = layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False, name="up2")(x)
+    x = layers.BatchNormalization(name="up2_norm")(x)
+    x = layers.LeakyReLU(TUTORIAL_SLOPE, name="up2_lrelu")(x)
+    x = layers.Conv2DTranspose(
+        config.data.channels, 5, strides=2, padding="same", use_bias=False, name="up3"
+    )(x)
+    image = layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def _tutorial_discriminator(config: Config) -> keras.Model:
+    size, channels = config.data.image_size, config.data.channels
+    image = keras.Input((size, size, channels), name="image")
+    x = layers.Conv2D(64, 5, strides=2, padding="same", name="down1")(image)
+    x = layers.LeakyReLU(TUTORIAL_SLOPE, name="down1_lrelu")(x)
+    x = layers.Dropout(0.3, name="down1_dropout")(x)
+    x = layers.Conv2D(128, 5, strides=2, padding="same", name="down2")(x)
+    x = layers.LeakyReLU(TUTORIAL_SLOPE, name="down2_lrelu")(x)
+    x = layers.Dropout(0.3, name="down2_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")

@@ -1,0 +1,42 @@
+"""Importing TensorFlow quietly: its C++ start-up chatter (oneDNN notices, CUDA probing on
+machines without a GPU) is printed before any log level applies, so it is captured during
+import and device discovery and shown only if that fails. DCGAN_TF_CHATTER=1 shows it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager, nullcontext
+
+
+@contextmanager
+def _stderr_captured():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """TensorFlow with Keras set to use it; call before anything imports either."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    quiet = not os.environ.get("DCGAN_TF_CHATTER")
+    with _stderr_captured() if quiet else nullcontext():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe prints here
+    return tf

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up the environment with test extras on a fresh machine, lint, and run the whole suite.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_venv.sh
+ensure_venv "[test]"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,170 @@
+"""Config loading: defaults, overrides and one-line errors naming the file and key."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcgan import config as config_module
+from dcgan.config import base_and_depth, load
+from dcgan.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_train_digits_with_paper_hyperparameters():
+    config = load(None)
+    assert config.data.source == "digits"
+    assert config.train.g_lr == config.train.d_lr == 2e-4
+    assert config.train.beta1 == 0.5
+    assert config.model.init_std == 0.02
+    assert config.model.leaky_slope == 0.2
+    assert config.output.dir.is_absolute()
+
+
+def test_config_is_frozen():
+    config = load(None)
+    with pytest.raises(Exception, match="frozen"):
+        config.train.steps = 3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "data:\n  image_sise: 32\n",
+            r"exp.yaml: data.image_sise: unknown key \(did you mean 'image_size'\?\)",
+        ),
+        ("trian:\n  steps: 3\n", r"exp.yaml: trian: unknown key \(did you mean 'train'\?\)"),
+        (
+            "data:\n  image_size: '32'\n",
+            r"exp.yaml: data.image_size: input should be a valid integer \(got '32'\)",
+        ),
+        (
+            "train:\n  batch_size: 0\n",
+            r"exp.yaml: train.batch_size: input should be greater than 0 \(got 0\)",
+        ),
+        ("train:\n  steps: 2.5\n", r"exp.yaml: train.steps: input should be a valid integer"),
+        (
+            "data:\n  image_size: 100\n",
+            r"exp.yaml: data.image_size: 100 cannot be reached by doubling",
+        ),
+        (
+            "data:\n  image_size: 32\nmodel:\n  depth: 2\n",
+            r"exp.yaml: model.depth: 2 stride-2 blocks cannot reach",
+        ),
+        (
+            "model:\n  arch: tutorial\n",
+            r"exp.yaml: data.image_size: 32 is not reachable by model.arch 'tutorial'",
+        ),
+        ("data:\n  source: folder\n", r"exp.yaml: data.path: is required for data.source 'folder'"),
+        (
+            "data:\n  source: folder\n  path: /no/such/dir\n",
+            r"exp.yaml: data.path: '/no/such/dir' does not exist",
+        ),
+        (
+            "data:\n  source: imagenet\n",
+            r"exp.yaml: data.source: input should be 'folder', 'digits'",
+        ),
+        ("data: [1, 2]\n", r"exp.yaml: data: must be a mapping of keys"),
+        ("a: [1, 2\n", r"exp.yaml: invalid YAML \(line 2, column 1\)"),
+        ("- 1\n- 2\n", r"exp.yaml: the config must be a mapping of keys, got list"),
+        ("name: 'my run'\n", r"exp.yaml: name: string should match pattern"),
+        ("model:\n  d_dropout: 1.5\n", r"exp.yaml: model.d_dropout: input should be less than 1"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected) as error:
+        load(write(tmp_path, text))
+    assert "\n" not in str(error.value)
+
+
+def test_data_path_must_be_a_folder_for_folder_source(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    path = write(tmp_path, f"data:\n  source: folder\n  path: {tmp_path / 'file.txt'}\n")
+    with pytest.raises(ConfigError, match=r"data.path: .* is not a folder"):
+        load(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.yaml: config file not found"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_overrides_are_typed_and_repeatable(tmp_path):
+    path = write(tmp_path, "train:\n  steps: 10\n")
+    config = load(path, ("train.steps=200", "train.g_lr=1e-4", "model.d_norm=none", "name=x1"))
+    assert config.train.steps == 200
+    assert config.train.g_lr == pytest.approx(1e-4)
+    assert config.model.d_norm == "none"
+    assert config.name == "x1"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.steps=abc", r"--set train.steps: input should be a valid integer \(got 'abc'\)"),
+        (
+            "train.stepz=3",
+            r"--set train.stepz: unknown key 'train.stepz' \(did you mean 'steps'\?\)",
+        ),
+        ("train", r"--set 'train': expected key.sub=value"),
+        ("train=3", r"--set train: 'train' is a section"),
+        ("train.steps.x=3", r"--set train.steps.x: 'train.steps' has no sub-keys"),
+        ("model.depth=2", r"--set model.depth: 2 stride-2 blocks cannot reach data.image_size 32"),
+    ],
+)
+def test_bad_override_names_the_flag(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load(None, (override,))
+
+
+def test_frozen_keys_refuse_overrides():
+    with pytest.raises(ConfigError, match=r"--set model.g_width: cannot be changed when resuming"):
+        load(None, ("model.g_width=16",), frozen_keys=config_module.FROZEN_ON_RESUME)
+    config = load(None, ("train.steps=9",), frozen_keys=config_module.FROZEN_ON_RESUME)
+    assert config.train.steps == 9
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    config = load(None, ("train.steps=7", "data.image_size=64"))
+    again = load(write(tmp_path, config.to_yaml()))
+    assert again == config
+    assert yaml.safe_load(config.to_yaml())["data"]["image_size"] == 64
+
+
+@pytest.mark.parametrize(
+    ("size", "depth", "expected"),
+    [
+        (28, None, (7, 2)),
+        (32, None, (4, 3)),
+        (48, None, (3, 4)),
+        (64, None, (4, 4)),
+        (96, None, (3, 5)),
+        (128, None, (4, 5)),
+        (256, None, (4, 6)),
+        (48, 3, (6, 3)),
+        (96, 4, (6, 4)),
+    ],
+)
+def test_base_and_depth(size, depth, expected):
+    assert base_and_depth(size, depth) == expected
+
+
+def test_config_loading_does_not_import_tensorflow():
+    assert "tensorflow" not in sys.modules or "dcgan.train" in sys.modules
+    import subprocess
+
+    code = (
+        "import sys; from dcgan.config import load; load(None); "
+        "import dcgan.cli; print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
