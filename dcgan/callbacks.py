@@ -111,6 +111,7 @@ class MetricsLog(StepCallback):
         values = [float(m.result()) for m in self.model.metrics]
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
+        self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
         self.csv.writerow([step, *(f"{v:.6g}" for v in values), f"{rate:.1f}"])
         self.stream.flush()
         if self.writer is not None:
@@ -120,7 +121,6 @@ class MetricsLog(StepCallback):
                 tf.summary.scalar("images_per_sec", rate, step=step)
         for metric in self.model.metrics:
             metric.reset_state()
-        self.last_logged, self.clock = step, now
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.global_step(batch)
@@ -137,10 +137,17 @@ class MetricsLog(StepCallback):
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
+    """Complete rows in step order, the last one written for a step winning: Ctrl-C in the
+    middle of a write can leave a step twice or a row cut short."""
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as stream:
-        return [row for row in csv.DictReader(stream) if row.get("step", "").isdigit()]
+        rows = {
+            int(row["step"]): row
+            for row in csv.DictReader(stream)
+            if (row.get("step") or "").isdigit() and all(row.get(c) for c in CSV_COLUMNS)
+        }
+    return [rows[step] for step in sorted(rows)]
 
 
 class LossPlot(StepCallback):

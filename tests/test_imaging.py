@@ -1,0 +1,76 @@
+"""Grids, atomic PNG and GIF writing, loss plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan import imaging
+
+
+def test_to_uint8_maps_tanh_range_to_bytes():
+    values = np.array([-1.5, -1.0, 0.0, 1.0, 2.0], np.float32)
+    np.testing.assert_array_equal(imaging.to_uint8(values), [0, 0, 128, 255, 255])
+
+
+def test_grid_places_tiles_row_by_row_with_padding():
+    tiles = np.stack([np.full((3, 3, 1), i * 40, np.uint8) for i in range(1, 6)])
+    grid = imaging.make_grid(tiles, padding=1)
+    assert grid.shape == (1 + 2 * 4, 1 + 3 * 4, 1)  # 5 tiles -> 3 columns, 2 rows
+    assert grid[1, 1, 0] == 40 and grid[1, 5, 0] == 80 and grid[5, 1, 0] == 160
+    assert grid[0, 0, 0] == 0 and grid[5, 9, 0] == 0  # padding and the empty sixth cell
+
+
+def test_png_is_written_atomically_and_leaves_no_temporary(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    path = tmp_path / "sub" / "x.png"
+    imaging.save_png(image, path)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+    assert [p.name for p in path.parent.iterdir()] == ["x.png"]
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "x.png"
+    imaging.save_png(np.zeros((2, 2, 1), np.uint8), path)
+    with pytest.raises(ValueError), imaging.atomic_path(path) as tmp:
+        Path(tmp).write_bytes(b"half")
+        raise ValueError("crash while writing")
+    assert np.asarray(Image.open(path)).shape == (2, 2)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+def test_progress_gif_labels_frames_and_holds_the_last(tmp_path):
+    grids = []
+    for step in (0, 100, 200):
+        path = tmp_path / f"step-{step:07d}.png"
+        imaging.save_png(np.full((10, 12, 1), step // 2, np.uint8), path)
+        grids.append((step, path))
+    out = tmp_path / "progress.gif"
+    assert imaging.write_progress_gif(grids, out, fps=4) == 3
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3
+        assert gif.size == (12, 10 + 14)  # a strip for the step label
+        durations = []
+        for frame in range(gif.n_frames):
+            gif.seek(frame)
+            durations.append(gif.info["duration"])
+            labelled = np.asarray(gif.convert("L"))[10:]
+            assert labelled.max() > 0  # text drawn in the strip
+    assert durations[0] == 250 and durations[-1] >= 2000
+
+
+def test_loss_plot_is_a_png(tmp_path):
+    path = tmp_path / "losses.png"
+    steps = [10, 20, 30]
+    series = {
+        "d_loss": [1.4, 1.2, 1.0],
+        "g_loss": [0.7, 0.9, 1.1],
+        "d_real": [0.5, 0.6, 0.7],
+        "d_fake": [0.5, 0.4, 0.3],
+    }
+    imaging.plot_losses(steps, series, path, "run")
+    with Image.open(path) as plot:
+        assert plot.format == "PNG" and plot.size == (800, 450)
