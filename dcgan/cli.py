@@ -5,6 +5,7 @@ errors to one line and exit code 2. TensorFlow is imported inside command bodies
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -95,16 +96,29 @@ def train(
     import_tensorflow()
     from dcgan.train import train as train_run
 
+    new_run = run is None
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is handled like Ctrl-C
     try:
         if run is None:
             run = rundir.create_run_dir(config.output.dir, config.name)
-        click.echo(f"run directory: {run.root}", err=True)
+        click.echo(f"run directory: {_shown(run.root)}", err=True)
         result = train_run(config, run)
     except DcganError as exc:
+        if new_run and run is not None:
+            rundir.discard_unstarted_run(run)
         raise InputError(str(exc)) from None
+    except KeyboardInterrupt:  # before training began: nothing to save
+        if new_run and run is not None:
+            rundir.discard_unstarted_run(run)
+        click.echo("interrupted before training started", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _summarise(result)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _summarise(result) -> None:

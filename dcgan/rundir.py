@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,13 @@ def create_run_dir(output_dir: Path, name: str) -> RunDir:
             raise RunDirError(
                 f"output.dir {output_dir}: cannot create a run: {exc.strerror}"
             ) from None
+
+
+def discard_unstarted_run(run: RunDir) -> None:
+    """Remove a run that failed before its first checkpoint (bad data, say), so a typo
+    does not leave a numbered folder behind. A run with a checkpoint is never touched."""
+    if not run.checkpoints.exists():
+        shutil.rmtree(run.root, ignore_errors=True)
 
 
 def open_run_dir(path: Path) -> RunDir:

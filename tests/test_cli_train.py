@@ -209,3 +209,28 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_continues(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"finished at step {stopped_at + 2}/{stopped_at + 2} (2 steps" in result.output
     assert metric_steps(run) == list(range(1, stopped_at + 3))
+
+
+def test_folder_of_rgb_images_trains_and_bad_folder_leaves_no_run(runner, tmp_path):
+    from conftest import random_pixels, save_image
+
+    images = tmp_path / "photos"
+    for i in range(6):
+        save_image(images / f"{i}.jpg", random_pixels((20, 24, 3), seed=i))
+    data = {"source": "folder", "path": str(images), "image_size": 12, "channels": 3}
+    config_path = write_config(tmp_path, tiny_config(tmp_path, data=data, train={"steps": 2}))
+    result = runner.invoke(main, ["train", "--config", str(config_path)])
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    with Image.open(run / "samples" / "step-0000002.png") as grid:
+        assert grid.mode == "RGB" and grid.size == (2 + 2 * 14, 2 + 2 * 14)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no pictures here")
+    data["path"] = str(empty)
+    config_path = write_config(tmp_path, tiny_config(tmp_path, data=data), "empty.yaml")
+    result = runner.invoke(main, ["train", "--config", str(config_path)])
+    assert result.exit_code == 2
+    assert f"data.path {empty}: no image files" in result.output
+    assert run_dirs(tmp_path) == [run]  # the failed run left no folder behind
