@@ -19,10 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import checkpoints, imaging
-from dcgan.rundir import RunDir
-
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
-CSV_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec")
+from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, RunDir, read_metrics
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -97,7 +94,7 @@ class MetricsLog(StepCallback):
     def on_train_begin(self, logs=None):
         kept = [row for row in read_metrics(self.path) if int(row["step"]) <= self.start_step]
         text = io.StringIO()
-        csv_writer = csv.DictWriter(text, CSV_COLUMNS)
+        csv_writer = csv.DictWriter(text, METRICS_COLUMNS)
         csv_writer.writeheader()
         csv_writer.writerows(kept)
         imaging.atomic_write_text(self.path, text.getvalue())
@@ -134,20 +131,6 @@ class MetricsLog(StepCallback):
             self.stream = None
         if self.writer is not None:
             self.writer.flush()
-
-
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    """Complete rows in step order, the last one written for a step winning: Ctrl-C in the
-    middle of a write can leave a step twice or a row cut short."""
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as stream:
-        rows = {
-            int(row["step"]): row
-            for row in csv.DictReader(stream)
-            if (row.get("step") or "").isdigit() and all(row.get(c) for c in CSV_COLUMNS)
-        }
-    return [rows[step] for step in sorted(rows)]
 
 
 class LossPlot(StepCallback):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,30 +9,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from dcgan.errors import RunDirError
-
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
-PREFIX = "ckpt"  # file prefix inside a checkpoint folder: ckpt.index, ckpt.data-*
-
-
-def checkpoint_dir(folder: Path, step: int) -> Path:
-    return folder / f"step-{step:07d}"
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in step order (a folder only gets its name once it is whole)."""
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        match = CHECKPOINT_PATTERN.match(path.name)
-        if match and (path / f"{PREFIX}.index").is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
+from dcgan.rundir import CHECKPOINT_PREFIX as PREFIX
+from dcgan.rundir import checkpoint_dir, list_checkpoints
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -117,6 +118,288 @@ def train(
         sys.exit(EXIT_INTERRUPTED)
 
 
+CKPT_HELP = (
+    "A run directory (its newest checkpoint, else generator.keras), a checkpoint folder "
+    "inside a run, or an exported generator .keras file."
+)
+
+
+def _ckpt_option(function):
+    return click.option(
+        "--ckpt", "ckpt", required=True, type=click.Path(path_type=Path), help=CKPT_HELP
+    )(function)
+
+
+def _load_generator(ckpt: Path):
+    from dcgan.generate import load_generator
+
+    return load_generator(ckpt)
+
+
+def _default_out(generator, folder: str) -> Path:
+    """Beside the run it came from, else in the working directory."""
+    base = generator.run.root if generator.run is not None else Path.cwd()
+    return base / folder
+
+
+def _report(written: list[Path], what: str) -> None:
+    click.echo(f"wrote {what}:")
+    shown = written if len(written) <= 6 else [*written[:3], None, *written[-2:]]
+    for path in shown:
+        click.echo("  ..." if path is None else f"  {_shown(path)}")
+
+
+@main.command()
+@_ckpt_option
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Number of images.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the latents: the same seed gives the same images.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the PNGs. Default: <run>/generated/seed-<S>/.",
+)
+@click.option("--grid", is_flag=True, help="Also write grid.png with the images (first 1024).")
+@click.option(
+    "--truncation",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Scale of the latents: below 1 trades variety for quality.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images generated at once; memory holds one batch, whatever -n is.",
+)
+@click.option("--force", is_flag=True, help="Replace files that already exist.")
+def sample(
+    ckpt: Path,
+    count: int,
+    seed: int,
+    out: Path | None,
+    grid: bool,
+    truncation: float,
+    batch_size: int,
+    force: bool,
+) -> None:
+    """Write N images from a trained generator as PNG files (and a grid).
+
+    \b
+    Example:
+      dcgan sample --ckpt runs/00003-biked -n 64 --grid
+    """
+    import_tensorflow()
+    from dcgan.generate import write_samples
+
+    with _input_errors():
+        generator = _load_generator(ckpt)
+        out = out or _default_out(generator, f"generated/seed-{seed}")
+        written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
+    _report(
+        written,
+        f"{count} images of {'x'.join(map(str, generator.image_shape))} "
+        f"from {_shown(Path(generator.source))}",
+    )
+
+
+def _parse_seeds(ctx, param, value: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected comma-separated integers, e.g. 3,17,42"
+        ) from None
+    if len(seeds) < 2 or any(seed < 0 for seed in seeds):
+        raise click.BadParameter(f"{value!r}: give two or more seeds of 0 or more")
+    return seeds
+
+
+@main.command()
+@_ckpt_option
+@click.option(
+    "--seeds",
+    default="0,1,2,3",
+    show_default=True,
+    callback=_parse_seeds,
+    help="Comma-separated seeds; each is the latent of `dcgan sample --seed S -n 1`.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=2),
+    default=8,
+    show_default=True,
+    help="Images per segment, both ends included.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["slerp", "lerp"]),
+    default="slerp",
+    show_default=True,
+    help="slerp follows the sphere where Gaussian latents live; a straight lerp "
+    "dips through low-norm latents the generator never saw.",
+)
+@click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
+@click.option("--fps", type=click.FloatRange(min=0.1, max=50), default=8.0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the grid and GIF. Default: <run>/interpolations/.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--force", is_flag=True, help="Replace files that already exist.")
+def interpolate(
+    ckpt: Path,
+    seeds: list[int],
+    steps: int,
+    method: str,
+    loop: bool,
+    fps: float,
+    out: Path | None,
+    batch_size: int,
+    force: bool,
+) -> None:
+    """Walk through latent space between seeds: a grid PNG (one row per segment) and a GIF.
+
+    \b
+    Example:
+      dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
+    """
+    import_tensorflow()
+    from dcgan.generate import write_interpolation
+
+    with _input_errors():
+        generator = _load_generator(ckpt)
+        out = out or _default_out(generator, "interpolations")
+        written = write_interpolation(
+            generator, seeds, steps, method, loop, out, fps, batch_size, force
+        )
+    _report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--fps", type=click.FloatRange(min=0.1, max=50), default=5.0, show_default=True)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Use every K-th sample grid (the last one always).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="GIF file. Default: <run>/progress.gif."
+)
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) -> None:
+    """Make a GIF of a run's sample grids in step order, also while it trains."""
+    from dcgan import imaging, rundir
+
+    with _input_errors():
+        run = rundir.open_run_dir(run_dir)
+        grids = run.sample_grids()
+        if not grids:
+            raise DcganError(f"{run_dir}: no sample grids yet (samples/step-*.png)")
+        chosen = grids[::every]
+        if chosen[-1] != grids[-1]:
+            chosen.append(grids[-1])
+        out = out or run.progress_gif
+        imaging.refuse_existing([out], force)
+        frames = imaging.write_progress_gif(chosen, out, fps=fps)
+    click.echo(f"wrote {_shown(out)}: {frames} frames, steps {chosen[0][0]}..{chosen[-1][0]}")
+
+
+@main.command()
+@_ckpt_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["keras", "savedmodel"]),
+    default="keras",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Default: <run>/export/generator.keras or <run>/export/generator_savedmodel.",
+)
+@click.option("--force", is_flag=True, help="Replace the export if it exists.")
+def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
+    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
+    import_tensorflow()
+    from dcgan.generate import export_generator
+
+    with _input_errors():
+        generator = _load_generator(ckpt)
+        name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
+        out = out or _default_out(generator, "export") / name
+        written = export_generator(generator, fmt, out, force)
+    how = (
+        "keras.models.load_model(path)" if fmt == "keras" else "tf.saved_model.load(path).serve(z)"
+    )
+    click.echo(f"wrote {_shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), default="runs")
+def runs(folder: Path) -> None:
+    """List the runs under an output folder: data, size, progress, last losses, state."""
+    from dcgan import rundir
+
+    with _input_errors():
+        summaries = rundir.list_runs(folder)
+    if not summaries:
+        click.echo(f"no runs in {folder}")
+        return
+    header = ("run", "data", "size", "step", "d_loss", "g_loss", "last sample", "state")
+    rows = [header]
+    for s in summaries:
+        total = f"/{s.total_steps}" if s.total_steps is not None else ""
+        rows.append(
+            (
+                s.name,
+                s.source,
+                s.size,
+                f"{s.step}{total}",
+                f"{s.d_loss:.3f}" if s.d_loss is not None else "-",
+                f"{s.g_loss:.3f}" if s.g_loss is not None else "-",
+                s.last_sample,
+                s.state,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@contextmanager
+def _input_errors():
+    """Bad input becomes one line and exit code 2; Ctrl-C leaves only whole files."""
+    try:
+        yield
+    except DcganError as exc:
+        raise InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: files written so far are complete", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -143,7 +426,7 @@ def _summarise(result) -> None:
     ):
         if path.exists():
             lines.append(f"  {path.name:<16} {what}")
-    from dcgan.checkpoints import latest_checkpoint
+    from dcgan.rundir import latest_checkpoint
 
     latest = latest_checkpoint(run.checkpoints)
     if latest is not None:

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from dcgan.errors import ConfigError
 
@@ -77,7 +84,7 @@ class Config(_Section):
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="after")
-    def _check_reachable(self) -> Config:
+    def _check_reachable(self, info: ValidationInfo) -> Config:
         size = self.data.image_size
         if self.model.arch == "tutorial":
             if size % 4 or not MIN_BASE <= size // 4 <= MAX_BASE:
@@ -88,6 +95,8 @@ class Config(_Section):
                 )
         else:
             base_and_depth(size, self.model.depth)
+        if info.context and not info.context.get("check_data", True):
+            return self  # generating from a run needs no training data
         if self.data.source in SOURCES_WITH_PATH and self.data.path is None:
             raise _KeyError("data.path", f"is required for data.source '{self.data.source}'")
         if self.data.path is not None and not self.data.path.exists():
@@ -159,10 +168,12 @@ def load(
     overrides: tuple[str, ...] = (),
     *,
     frozen_keys: tuple[str, ...] = (),
+    check_data: bool = True,
 ) -> Config:
     """Read a YAML config (or the defaults when path is None) and apply dotted overrides.
 
-    frozen_keys are prefixes that overrides may not touch (a resumed run's architecture).
+    frozen_keys are prefixes that overrides may not touch (a resumed run's architecture);
+    check_data=False skips checking that the data path exists (generating from a run).
     Every problem is raised as a ConfigError whose message names the file or flag and key.
     """
     origin = str(path) if path is not None else "defaults"
@@ -175,7 +186,7 @@ def load(
         _set_dotted(raw, key, value)
         overridden.add(key)
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context={"check_data": check_data})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, raw, origin, overridden)) from None
     return _with_absolute_paths(config)
@@ -183,7 +194,7 @@ def load(
 
 def _with_absolute_paths(config: Config) -> Config:
     """The run's config.yaml must still point at the data when resumed from elsewhere."""
-    data_path = config.data.path.resolve() if config.data.path is not None else None
+    data_path = config.data.path.absolute() if config.data.path is not None else None
     return config.model_copy(
         update={
             "data": config.data.model_copy(update={"path": data_path}),

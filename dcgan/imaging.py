@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dcgan.errors import DcganError
+
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Generator output in [-1, 1] -> uint8 in [0, 255]."""
@@ -55,6 +57,17 @@ def atomic_path(path: Path) -> Iterator[str]:
         raise
 
 
+def refuse_existing(paths: Sequence[Path], force: bool) -> None:
+    """Never overwrite without --force; checked before anything is written."""
+    existing = [] if force else [p for p in paths if p.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise DcganError(
+            f"{existing[0]}{more} already exists: use --force to replace, or --out to write "
+            "elsewhere"
+        )
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -88,6 +101,21 @@ def save_gif(
     durations[-1] = max(durations[-1], hold_last * 1000.0)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+
+
+def can_write_mp4() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> None:
+    import imageio.v2 as imageio
+
+    rgb = [np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for f in frames]
+    with atomic_path(path) as tmp:
+        # macro_block_size=1: keep the exact frame size instead of padding to 16.
+        imageio.mimwrite(tmp, rgb, format="FFMPEG", fps=fps, macro_block_size=1)
 
 
 def plot_losses(
@@ -130,3 +158,18 @@ def write_progress_gif(grids: Sequence[tuple[int, Path]], path: Path, fps: float
     if frames:
         save_gif(frames, path, fps=fps)
     return len(frames)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation: the path a Gaussian latent's norm would take."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    cos = np.dot(a64, b64) / max(np.linalg.norm(a64) * np.linalg.norm(b64), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:  # (anti)parallel: the sphere gives no direction, the line does
+        return ((1 - t) * a64 + t * b64).astype(np.float32)
+    out = (np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
+    return out.astype(np.float32)
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    return ((1 - t) * a + t * b).astype(np.float32)

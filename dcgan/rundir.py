@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from dcgan.errors import RunDirError
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
+CHECKPOINT_PREFIX = "ckpt"  # files inside a checkpoint folder: ckpt.index, ckpt.data-*
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec")
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,10 @@ class RunDir:
     def log(self) -> Path:
         return self.root / "train.log"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "train.pid"
+
     def sample_path(self, step: int) -> Path:
         return self.samples / f"step-{step:07d}.png"
 
@@ -70,6 +82,41 @@ class RunDir:
             if match:
                 found.append((int(match.group(1)), path))
         return sorted(found)
+
+
+def checkpoint_dir(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:07d}"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in step order (a folder only gets its name once it is whole)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if match and (path / f"{CHECKPOINT_PREFIX}.index").is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """Complete rows of metrics.csv in step order, the last one written for a step winning:
+    Ctrl-C in the middle of a write can leave a step twice or a row cut short."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = {
+            int(row["step"]): row
+            for row in csv.DictReader(stream)
+            if (row.get("step") or "").isdigit() and all(row.get(c) for c in METRICS_COLUMNS)
+        }
+    return [rows[step] for step in sorted(rows)]
 
 
 def create_run_dir(output_dir: Path, name: str) -> RunDir:
@@ -116,3 +163,65 @@ def open_run_dir(path: Path) -> RunDir:
     if not run.config.is_file():
         raise RunDirError(f"{path}: not a run directory (no config.yaml)")
     return run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    source: str
+    size: str
+    step: int
+    total_steps: int | None
+    d_loss: float | None
+    g_loss: float | None
+    last_sample: str
+    state: str  # finished | stopped | running
+
+
+def training_pid(run: RunDir) -> int | None:
+    """The process training this run now, if any (its pid file names a live process)."""
+    try:
+        pid = int(run.pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def summarize(run: RunDir) -> RunSummary:
+    try:
+        raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        raw = {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    rows = read_metrics(run.metrics)
+    latest = latest_checkpoint(run.checkpoints)
+    step = max(int(rows[-1]["step"]) if rows else 0, latest[0] if latest else 0)
+    total = train.get("steps") if isinstance(train.get("steps"), int) else None
+    grids = run.sample_grids()
+    if training_pid(run) is not None:
+        state = "running"
+    elif run.generator.is_file() and total is not None and step >= total:
+        state = "finished"
+    else:
+        state = "stopped"
+    size, channels = data.get("image_size", "?"), data.get("channels", "?")
+    return RunSummary(
+        name=run.root.name,
+        source=str(data.get("source", "?")),
+        size=f"{size}x{size}x{channels}",
+        step=step,
+        total_steps=total,
+        d_loss=float(rows[-1]["d_loss"]) if rows else None,
+        g_loss=float(rows[-1]["g_loss"]) if rows else None,
+        last_sample=grids[-1][1].name if grids else "-",
+        state=state,
+    )
+
+
+def list_runs(folder: Path) -> list[RunSummary]:
+    if not folder.is_dir():
+        raise RunDirError(f"{folder}: no such folder of runs")
+    runs = [RunDir(p) for p in sorted(folder.iterdir()) if RUN_PATTERN.match(p.name)]
+    return [summarize(run) for run in runs if run.config.is_file()]

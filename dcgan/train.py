@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import callbacks, checkpoints, imaging
+from dcgan import callbacks, checkpoints, imaging, rundir
 from dcgan.config import Config
 from dcgan.data import make_dataset
 from dcgan.gan import DCGAN, checkpoint_objects, make_gan
@@ -67,9 +68,11 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     file_log = logging.FileHandler(run.log, encoding="utf-8")
     file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger("dcgan").addHandler(file_log)
+    imaging.atomic_write_text(run.pid_file, f"{os.getpid()}\n")  # `dcgan runs`: running
     try:
         return _train(config, run, progress_stream)
     finally:
+        run.pid_file.unlink(missing_ok=True)
         logging.getLogger("dcgan").removeHandler(file_log)
         file_log.close()
 
@@ -81,7 +84,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
 
     gan = build_gan(config)
     objects = checkpoint_objects(gan)
-    latest = checkpoints.latest_checkpoint(run.checkpoints)
+    latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1])
         log.info("resumed %s from %s", run.root, latest[1].name)

@@ -85,7 +85,7 @@ def test_train_resume_and_every_artifact(runner, tmp_path):
 
     import tensorflow as tf
 
-    from dcgan.checkpoints import latest_checkpoint
+    from dcgan.rundir import latest_checkpoint
 
     step, path = latest_checkpoint(run / "checkpoints")
     reader = tf.train.load_checkpoint(str(path / "ckpt"))
@@ -103,9 +103,10 @@ def test_resume_restores_the_exact_weights(runner, tmp_path):
 
     import keras
 
-    from dcgan.checkpoints import latest_checkpoint, restore_checkpoint
+    from dcgan.checkpoints import restore_checkpoint
     from dcgan.config import load
     from dcgan.gan import checkpoint_objects
+    from dcgan.rundir import latest_checkpoint
     from dcgan.train import build_gan
 
     gan = build_gan(load(run / "config.yaml"))
