@@ -349,7 +349,9 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
         out = out or _default_out(generator, "export") / name
         written = export_generator(generator, fmt, out, force)
     how = (
-        "keras.models.load_model(path)" if fmt == "keras" else "tf.saved_model.load(path).serve(z)"
+        "keras.models.load_model(path)"
+        if fmt == "keras"
+        else "m = tf.saved_model.load(path); m.serve(z)"
     )
     click.echo(f"wrote {_shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")
 

@@ -100,7 +100,9 @@ def save_gif(
     durations = [1000.0 / fps] * len(frames)
     durations[-1] = max(durations[-1], hold_last * 1000.0)
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+        # Pillow's GIF writer takes one duration for a single frame, a list for several.
+        duration = durations if len(frames) > 1 else durations[0]
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=duration, loop=0)
 
 
 def can_write_mp4() -> bool:

@@ -1,0 +1,339 @@
+"""sample, interpolate, gif, export and runs on a tiny trained run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_config, write_config
+from PIL import Image
+
+from dcgan import imaging
+from dcgan.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("trained")
+    config_path = write_config(tmp_path, tiny_config(tmp_path))
+    result = CliRunner().invoke(main, ["train", "--config", str(config_path)])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "runs" / "00000-tiny"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def test_sample_writes_n_pngs_and_a_grid(trained_run, tmp_path):
+    out = tmp_path / "s"
+    result = invoke("sample", "--ckpt", trained_run, "-n", 5, "--grid", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "wrote 5 images of 16x16x1" in result.output
+    files = sorted(out.glob("0*.png"))
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
+    with Image.open(files[0]) as image:
+        assert image.mode == "L" and image.size == (16, 16)
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (2 + 3 * 18, 2 + 2 * 18)  # 5 tiles: 3 columns, 2 rows
+
+
+def test_same_seed_gives_byte_identical_files_in_any_batch_size(trained_run, tmp_path):
+    for name, batch in (("a", 64), ("b", 2)):
+        args = ("sample", "--ckpt", trained_run, "-n", 5, "--seed", 7, "--batch-size", batch)
+        assert invoke(*args, "--out", tmp_path / name).exit_code == 0
+    for i in range(5):
+        a, b = (tmp_path / d / f"{i:06d}.png" for d in "ab")
+        assert a.read_bytes() == b.read_bytes()
+    assert (
+        invoke(
+            "sample", "--ckpt", trained_run, "-n", 5, "--seed", 8, "--out", tmp_path / "c"
+        ).exit_code
+        == 0
+    )
+    assert (tmp_path / "c" / "000000.png").read_bytes() != (
+        tmp_path / "a" / "000000.png"
+    ).read_bytes()
+
+
+def test_truncation_scales_the_latent(trained_run, tmp_path):
+    from dcgan.generate import latent_stream
+
+    (plain,) = latent_stream(3, 4, 8, 64)
+    (half,) = latent_stream(3, 4, 8, 64, truncation=0.5)
+    np.testing.assert_allclose(half, plain * 0.5, rtol=1e-6)
+    chunks = list(latent_stream(3, 4, 8, 3))
+    np.testing.assert_array_equal(np.concatenate(chunks), plain)
+    assert [len(c) for c in chunks] == [3, 1]
+
+
+def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch):
+    from dcgan.generate import LoadedGenerator, load_generator, write_samples
+
+    seen = []
+    original = LoadedGenerator.images
+
+    def counting(self, latents, batch_size=64):
+        seen.append(len(latents))
+        return original(self, latents, batch_size)
+
+    monkeypatch.setattr(LoadedGenerator, "images", counting)
+    written = write_samples(
+        load_generator(trained_run),
+        50,
+        0,
+        tmp_path / "many",
+        grid=False,
+        truncation=1.0,
+        batch_size=8,
+        force=False,
+    )
+    assert len(written) == 50 and all(p.is_file() for p in written)
+    assert max(seen) == 8 and sum(seen) == 50
+
+
+def test_refuses_to_overwrite_without_force(trained_run, tmp_path):
+    out = tmp_path / "o"
+    assert invoke("sample", "--ckpt", trained_run, "-n", 2, "--out", out).exit_code == 0
+    before = (out / "000000.png").stat().st_mtime_ns
+    result = invoke("sample", "--ckpt", trained_run, "-n", 2, "--out", out)
+    assert result.exit_code == 2
+    assert "000000.png (and 1 more) already exists: use --force" in result.output
+    assert (out / "000000.png").stat().st_mtime_ns == before
+    assert invoke("sample", "--ckpt", trained_run, "-n", 2, "--out", out, "--force").exit_code == 0
+
+
+def test_every_kind_of_ckpt_gives_the_same_images(trained_run, tmp_path):
+    exported = tmp_path / "g.keras"
+    assert invoke("export", "--ckpt", trained_run, "--out", exported).exit_code == 0
+    sources = {
+        "run": trained_run,
+        "checkpoint": trained_run / "checkpoints" / "step-0000006",
+        "final": trained_run / "generator.keras",
+        "export": exported,
+    }
+    for name, ckpt in sources.items():
+        result = invoke("sample", "--ckpt", ckpt, "-n", 3, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    for name in sources:
+        for i in range(3):
+            np.testing.assert_array_equal(
+                pixels(tmp_path / name / f"{i:06d}.png"), pixels(tmp_path / "run" / f"{i:06d}.png")
+            )
+
+
+def test_an_older_checkpoint_gives_other_images(trained_run, tmp_path):
+    older = trained_run / "checkpoints" / "step-0000004"
+    assert invoke("sample", "--ckpt", older, "-n", 1, "--out", tmp_path / "old").exit_code == 0
+    assert (
+        invoke("sample", "--ckpt", trained_run, "-n", 1, "--out", tmp_path / "new").exit_code == 0
+    )
+    assert not np.array_equal(
+        pixels(tmp_path / "old" / "000000.png"), pixels(tmp_path / "new" / "000000.png")
+    )
+
+
+def make_bad_ckpts(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.keras").write_bytes(b"PK\x03\x04 not a zip")
+    return {
+        "missing": (tmp_path / "nope", "no such file or directory"),
+        "folder": (tmp_path / "empty", "not a run directory, a checkpoint folder or a .keras"),
+        "text": (tmp_path / "notes.txt", "not a run directory, a checkpoint folder or a .keras"),
+        "fake": (tmp_path / "fake.keras", "not a loadable Keras generator"),
+    }
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate", "export"])
+def test_bad_ckpt_is_one_line_and_exit_2(tmp_path, command):
+    for path, expected in make_bad_ckpts(tmp_path).values():
+        result = invoke(command, "--ckpt", path)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sample", "-n", "0"], "Invalid value for '-n'"),
+        (["sample", "--truncation", "0"], "Invalid value for '--truncation'"),
+        (["interpolate", "--seeds", "3"], "give two or more seeds"),
+        (["interpolate", "--seeds", "a,b"], "expected comma-separated integers"),
+        (["interpolate", "--method", "cubic"], "Invalid value for '--method'"),
+        (["interpolate", "--steps", "1"], "Invalid value for '--steps'"),
+        (["export", "--format", "onnx"], "Invalid value for '--format'"),
+    ],
+)
+def test_bad_options_exit_2(trained_run, args, expected):
+    result = invoke(*args[:1], "--ckpt", trained_run, *args[1:])
+    assert result.exit_code == 2
+    assert expected in result.output
+
+
+def test_slerp_keeps_the_norm_and_its_end_points():
+    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    np.testing.assert_array_equal(imaging.slerp(a, b, 0.0), a)
+    np.testing.assert_allclose(imaging.slerp(a, b, 1.0), b, atol=1e-7)
+    assert np.linalg.norm(imaging.slerp(a, b, 0.5)) == pytest.approx(1.0)
+    assert np.linalg.norm(imaging.lerp(a, b, 0.5)) == pytest.approx(np.sqrt(0.5))
+    np.testing.assert_allclose(imaging.slerp(a, a, 0.3), a)  # parallel: no division by zero
+
+
+def test_interpolate_grid_gif_and_end_points_equal_the_seeds_images(trained_run, tmp_path):
+    out = tmp_path / "walk"
+    result = invoke(
+        "interpolate", "--ckpt", trained_run, "--seeds", "3,17,42", "--steps", 5, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    grid = pixels(out / "seeds-3-17-42-slerp.png")
+    assert grid.shape == (2 + 2 * 18, 2 + 5 * 18)  # one row per segment, 5 images each
+    with Image.open(out / "seeds-3-17-42-slerp.gif") as gif:
+        assert gif.n_frames == 2 * 4 + 1
+        assert gif.info["loop"] == 0
+    for seed, (row, column) in ((3, (0, 0)), (17, (0, 4)), (42, (1, 4))):
+        sample_dir = tmp_path / f"seed{seed}"
+        assert (
+            invoke(
+                "sample", "--ckpt", trained_run, "-n", 1, "--seed", seed, "--out", sample_dir
+            ).exit_code
+            == 0
+        )
+        top, left = 2 + row * 18, 2 + column * 18
+        np.testing.assert_array_equal(
+            grid[top : top + 16, left : left + 16], pixels(sample_dir / "000000.png")
+        )
+
+
+def test_interpolate_loop_and_lerp(trained_run, tmp_path):
+    result = invoke(
+        "interpolate",
+        "--ckpt",
+        trained_run,
+        "--seeds",
+        "1,2",
+        "--steps",
+        4,
+        "--loop",
+        "--method",
+        "lerp",
+        "--out",
+        tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    assert pixels(tmp_path / "seeds-1-2-lerp-loop.png").shape[0] == 2 + 2 * 18
+    with Image.open(tmp_path / "seeds-1-2-lerp-loop.gif") as gif:
+        assert gif.n_frames == 2 * 3  # a closed loop repeats no frame
+
+
+def test_gif_labels_frames_in_step_order_and_holds_the_last(trained_run, tmp_path):
+    out = tmp_path / "p.gif"
+    result = invoke("gif", trained_run, "--out", out, "--fps", 4)
+    assert result.exit_code == 0, result.output
+    assert "3 frames, steps 0..6" in result.output
+    with Image.open(out) as gif:
+        assert gif.n_frames == 3
+        durations = []
+        for frame in range(gif.n_frames):
+            gif.seek(frame)
+            durations.append(gif.info["duration"])
+        assert gif.size == (38, 38 + 14)  # the grid and a label strip
+    assert durations[:-1] == [250, 250] and durations[-1] >= 2000
+    every = tmp_path / "every.gif"
+    assert invoke("gif", trained_run, "--out", every, "--every", 2).exit_code == 0
+    with Image.open(every) as gif:
+        assert gif.n_frames == 2  # steps 0 and 6: the last grid is always kept
+    result = invoke("gif", trained_run, "--out", out)
+    assert result.exit_code == 2 and "already exists: use --force" in result.output
+
+
+def test_gif_of_a_run_still_training_with_one_grid(tmp_path):
+    run = tmp_path / "00000-live"
+    (run / "samples").mkdir(parents=True)
+    (run / "config.yaml").write_text("name: live\n")
+    imaging.save_png(np.zeros((4, 4, 1), np.uint8), run / "samples" / "step-0000000.png")
+    (run / "samples" / ".step-0000100.tmp.png").write_bytes(b"half written")
+    result = invoke("gif", run)
+    assert result.exit_code == 0, result.output
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.n_frames == 1
+    empty = tmp_path / "00001-empty"
+    empty.mkdir()
+    (empty / "config.yaml").write_text("name: empty\n")
+    result = invoke("gif", empty)
+    assert result.exit_code == 2 and "no sample grids yet" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
+def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt):
+    out = tmp_path / ("g.keras" if fmt == "keras" else "g_savedmodel")
+    result = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 0, result.output
+    latents = np.random.default_rng(5).standard_normal((3, 8)).astype(np.float32)
+    np.save(tmp_path / "z.npy", latents)
+    if fmt == "keras":
+        body = "import keras; m = keras.models.load_model(p); y = m(z, training=False)"
+    else:
+        body = "import tensorflow as tf; m = tf.saved_model.load(p); y = m.serve(z)"
+    code = (
+        "import sys, numpy as np; p, zp, yp = sys.argv[1:]; z = np.load(zp); "
+        f"{body}; np.save(yp, np.asarray(y))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(out), str(tmp_path / "z.npy"), str(tmp_path / "y.npy")],
+        check=True,
+        capture_output=True,
+    )
+    from dcgan.generate import load_generator
+
+    expected = load_generator(trained_run).model(latents, training=False)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(expected), atol=1e-6)
+    again = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_run, runs / "00000-tiny")
+    stopped = runs / "00001-tiny"
+    shutil.copytree(trained_run, stopped)
+    (stopped / "generator.keras").unlink()
+    running = runs / "00002-tiny"
+    shutil.copytree(trained_run, running)
+    (running / "train.pid").write_text(f"{__import__('os').getpid()}\n")
+    result = invoke("runs", runs)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split() == [
+        "run",
+        "data",
+        "size",
+        "step",
+        "d_loss",
+        "g_loss",
+        "last",
+        "sample",
+        "state",
+    ]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["00000-tiny"][1:4] == ["digits", "16x16x1", "6/6"]
+    assert rows["00000-tiny"][-2:] == ["step-0000006.png", "finished"]
+    assert rows["00001-tiny"][-1] == "stopped"
+    assert rows["00002-tiny"][-1] == "running"
+    float(rows["00000-tiny"][4]), float(rows["00000-tiny"][5])
+    assert invoke("runs", tmp_path / "none").exit_code == 2
+    json.dumps(rows)  # plain strings, printable anywhere
