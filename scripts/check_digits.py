@@ -1,0 +1,61 @@
+"""How well a digits run learned: sample N images, shrink them to the data set's 8x8, and
+let a classifier trained on the real digits say which digit each one is.
+
+    .venv/bin/python scripts/check_digits.py runs/00000-digits [-n 1000] [--seed 1]
+
+Prints how many samples fall in each class; a generator that has learned all ten digits
+fills every class, one that has collapsed leaves classes empty. The classifier (an RBF SVC)
+scores about 99% on held-out real digits, which the script also prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+from dcgan.runtime import import_tensorflow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ckpt", type=Path)
+    parser.add_argument("-n", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data, digits.target, test_size=0.25, random_state=0
+    )
+    held_out = SVC(gamma=0.001).fit(x_train, y_train).score(x_test, y_test)
+    classifier = SVC(gamma=0.001).fit(digits.data, digits.target)
+
+    import_tensorflow()
+    from dcgan.generate import latent_stream, load_generator
+
+    generator = load_generator(args.ckpt)
+    (latents,) = latent_stream(args.seed, args.n, generator.latent_dim, args.n)
+    images = generator.images(latents)
+    small = np.stack(
+        [
+            np.asarray(Image.fromarray(image[..., 0]).resize((8, 8), Image.Resampling.BOX))
+            for image in images
+        ]
+    ).astype(np.float32) * (16.0 / 255.0)
+    counts = np.bincount(classifier.predict(small.reshape(len(small), -1)), minlength=10)
+
+    print(f"generator: {generator.source}")
+    print(f"classifier accuracy on held-out real digits: {held_out:.3f}")
+    print("digit   " + "".join(f"{d:>6}" for d in range(10)))
+    print("samples " + "".join(f"{c:>6}" for c in counts))
+    print(f"classes with at least 2% of the samples: {(counts >= 0.02 * args.n).sum()}/10")
+
+
+if __name__ == "__main__":
+    main()
