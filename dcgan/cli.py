@@ -48,7 +48,8 @@ def main() -> None:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="Experiment YAML file (configs/*.yaml). Default: the built-in digits setup.",
+    help="Experiment YAML file (configs/*.yaml). Without it every key takes its default: "
+    "the digits data and the DCGAN paper's settings.",
 )
 @click.option(
     "--resume",

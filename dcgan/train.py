@@ -79,7 +79,6 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
-    imaging.atomic_write_text(run.config, config.to_yaml())
     keras.utils.set_random_seed(config.seed)
 
     gan = build_gan(config)
@@ -88,6 +87,8 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1])
         log.info("resumed %s from %s", run.root, latest[1].name)
+    # Only once the checkpoint has loaded: a failed resume leaves the run's config as it was.
+    imaging.atomic_write_text(run.config, config.to_yaml())
     start_step = int(gan.step.numpy())
     total = config.train.steps
     noise = fixed_noise(run, config)
