@@ -131,6 +131,16 @@ def _ckpt_option(function):
     )(function)
 
 
+_force_option = click.option("--force", is_flag=True, help="Replace files that already exist.")
+_batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Images generated at once: memory holds one batch, however many are asked for.",
+)
+
+
 def _load_generator(ckpt: Path):
     from dcgan.generate import load_generator
 
@@ -180,14 +190,8 @@ def _report(written: list[Path], what: str) -> None:
     show_default=True,
     help="Scale of the latents: below 1 trades variety for quality.",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Images generated at once; memory holds one batch, whatever -n is.",
-)
-@click.option("--force", is_flag=True, help="Replace files that already exist.")
+@_batch_size_option
+@_force_option
 def sample(
     ckpt: Path,
     count: int,
@@ -261,8 +265,8 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     type=click.Path(path_type=Path),
     help="Folder for the grid and GIF. Default: <run>/interpolations/.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--force", is_flag=True, help="Replace files that already exist.")
+@_batch_size_option
+@_force_option
 def interpolate(
     ckpt: Path,
     seeds: list[int],
@@ -305,7 +309,7 @@ def interpolate(
 @click.option(
     "--out", type=click.Path(path_type=Path), help="GIF file. Default: <run>/progress.gif."
 )
-@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+@_force_option
 def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) -> None:
     """Make a GIF of a run's sample grids in step order, also while it trains."""
     from dcgan import imaging, rundir
@@ -338,7 +342,7 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
     type=click.Path(path_type=Path),
     help="Default: <run>/export/generator.keras or <run>/export/generator_savedmodel.",
 )
-@click.option("--force", is_flag=True, help="Replace the export if it exists.")
+@_force_option
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
     import_tensorflow()
