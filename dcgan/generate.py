@@ -2,9 +2,9 @@
 
 Every command accepts --ckpt as a run directory (its newest checkpoint, else its final
 generator.keras), a checkpoint folder inside a run, or an exported generator .keras file.
-Latents come from numpy's seeded generator, so the same seed gives the same images on any
-machine and in any batch size; seed s's first latent is also the latent `interpolate`
-uses for s, so a walk's end points are exactly `sample --seed s -n 1`.
+Latents come from numpy's seeded generator, so a seed gives the same latents on any machine
+and the same images whatever the batch size; seed s's first latent is also the latent
+`interpolate` uses for s, so a walk's end points are exactly `sample --seed s -n 1`.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def load_generator(path: Path) -> LoadedGenerator:
             raise RunDirError(
                 f"--ckpt {path}: a checkpoint outside a run (no config.yaml in {run.root})"
             )
-        step = int(path.name.split("-")[-1]) if "-" in path.name else None
-        return _from_checkpoint(run, path, step)
+        match = rundir.CHECKPOINT_PATTERN.match(path.name)
+        return _from_checkpoint(run, path, int(match.group(1)) if match else None)
     if path.is_file() and path.suffix == ".keras":
         return LoadedGenerator(_load_keras_file(path), str(path))
     raise RunDirError(
