@@ -342,33 +342,14 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
 def test_interpolate_writes_mp4_only_with_the_ffmpeg_plugin(trained_run, tmp_path, monkeypatch):
     import imageio.v2 as imageio
 
-    result = invoke(
-        "interpolate",
-        "--ckpt",
-        trained_run,
-        "--seeds",
-        "1,2",
-        "--steps",
-        3,
-        "--out",
-        tmp_path / "video",
-    )
+    walk = ("interpolate", "--ckpt", trained_run, "--seeds", "1,2", "--steps", 3, "--out")
+    result = invoke(*walk, tmp_path / "video")
     assert result.exit_code == 0, result.output
     with imageio.get_reader(tmp_path / "video" / "seeds-1-2-slerp.mp4", format="FFMPEG") as video:
         frames = [frame for frame in video]
     assert len(frames) == 3 and frames[0].shape == (16, 16, 3)
 
     monkeypatch.setattr(imaging, "can_write_mp4", lambda: False)
-    result = invoke(
-        "interpolate",
-        "--ckpt",
-        trained_run,
-        "--seeds",
-        "1,2",
-        "--steps",
-        3,
-        "--out",
-        tmp_path / "plain",
-    )
+    result = invoke(*walk, tmp_path / "plain")
     assert result.exit_code == 0, result.output
     assert sorted(p.suffix for p in (tmp_path / "plain").iterdir()) == [".gif", ".png"]
