@@ -28,7 +28,6 @@ class LoadedGenerator:
     model: keras.Model
     source: str  # what was loaded, for messages
     run: RunDir | None = None
-    step: int | None = None
 
     @property
     def latent_dim(self) -> int:
@@ -58,8 +57,7 @@ def load_generator(path: Path) -> LoadedGenerator:
             raise RunDirError(
                 f"--ckpt {path}: a checkpoint outside a run (no config.yaml in {run.root})"
             )
-        match = rundir.CHECKPOINT_PATTERN.match(path.name)
-        return _from_checkpoint(run, path, int(match.group(1)) if match else None)
+        return _from_checkpoint(run, path)
     if path.is_file() and path.suffix == ".keras":
         return LoadedGenerator(_load_keras_file(path), str(path))
     raise RunDirError(
@@ -70,19 +68,19 @@ def load_generator(path: Path) -> LoadedGenerator:
 def _from_run(run: RunDir) -> LoadedGenerator:
     latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
-        return _from_checkpoint(run, latest[1], latest[0])
+        return _from_checkpoint(run, latest[1])
     if run.generator.is_file():
         return LoadedGenerator(_load_keras_file(run.generator), str(run.generator), run)
     raise RunDirError(f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet")
 
 
-def _from_checkpoint(run: RunDir, path: Path, step: int | None) -> LoadedGenerator:
+def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
     from dcgan.models import build_generator
 
     config = _run_config(run)
     generator = build_generator(config)
     checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
-    return LoadedGenerator(generator, str(path), run, step)
+    return LoadedGenerator(generator, str(path), run)
 
 
 def _run_config(run: RunDir) -> Config:
