@@ -141,12 +141,6 @@ _batch_size_option = click.option(
 )
 
 
-def _load_generator(ckpt: Path):
-    from dcgan.generate import load_generator
-
-    return load_generator(ckpt)
-
-
 def _default_out(generator, folder: str) -> Path:
     """Beside the run it came from, else in the working directory."""
     base = generator.run.root if generator.run is not None else Path.cwd()
@@ -209,10 +203,10 @@ def sample(
       dcgan sample --ckpt runs/00003-biked -n 64 --grid
     """
     import_tensorflow()
-    from dcgan.generate import write_samples
+    from dcgan.generate import load_generator, write_samples
 
     with _input_errors():
-        generator = _load_generator(ckpt)
+        generator = load_generator(ckpt)
         out = out or _default_out(generator, f"generated/seed-{seed}")
         written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
     _report(
@@ -285,10 +279,10 @@ def interpolate(
       dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
     """
     import_tensorflow()
-    from dcgan.generate import write_interpolation
+    from dcgan.generate import load_generator, write_interpolation
 
     with _input_errors():
-        generator = _load_generator(ckpt)
+        generator = load_generator(ckpt)
         out = out or _default_out(generator, "interpolations")
         written = write_interpolation(
             generator, seeds, steps, method, loop, out, fps, batch_size, force
@@ -346,10 +340,10 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
     import_tensorflow()
-    from dcgan.generate import export_generator
+    from dcgan.generate import export_generator, load_generator
 
     with _input_errors():
-        generator = _load_generator(ckpt)
+        generator = load_generator(ckpt)
         name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
         out = out or _default_out(generator, "export") / name
         written = export_generator(generator, fmt, out, force)
