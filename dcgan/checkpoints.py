@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
 from dcgan.errors import RunDirError
+from dcgan.imaging import atomic_dir
 from dcgan.rundir import CHECKPOINT_PREFIX as PREFIX
 from dcgan.rundir import checkpoint_dir, list_checkpoints
 
@@ -16,16 +16,9 @@ from dcgan.rundir import checkpoint_dir, list_checkpoints
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
     """Write a checkpoint for step, then delete all but the newest keep."""
     target = checkpoint_dir(folder, step)
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".{target.name}."))
-    try:
+    # Saving a step again (a resumed run's final save) replaces that folder whole.
+    with atomic_dir(target) as staging:
         tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
-        if target.exists():  # the same step saved again (a resumed run's final save)
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for _, old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target

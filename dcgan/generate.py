@@ -209,15 +209,6 @@ def export_generator(generator: LoadedGenerator, fmt: str, out: Path, force: boo
         with imaging.atomic_path(out) as tmp:
             generator.model.save(tmp)
         return out
-    import shutil
-    import tempfile
-
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        generator.model.export(str(staging / "model"), format="tf_saved_model", verbose=False)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        (staging / "model").rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with imaging.atomic_dir(out) as staging:
+        generator.model.export(str(staging), format="tf_saved_model", verbose=False)
     return out

@@ -74,3 +74,17 @@ def test_loss_plot_is_a_png(tmp_path):
     imaging.plot_losses(steps, series, path, "run")
     with Image.open(path) as plot:
         assert plot.format == "PNG" and plot.size == (800, 450)
+
+
+def test_atomic_dir_replaces_whole_and_keeps_the_old_folder_on_failure(tmp_path):
+    target = tmp_path / "model"
+    with imaging.atomic_dir(target) as staging:
+        (staging / "a.txt").write_text("first")
+    with imaging.atomic_dir(target) as staging:
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    with pytest.raises(ValueError), imaging.atomic_dir(target) as staging:
+        (staging / "c.txt").write_text("half")
+        raise ValueError("crash while writing")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
