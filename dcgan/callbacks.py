@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import checkpoints, imaging
+from dcgan.gan import nonfinite_variable
 from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, RunDir, read_metrics
 
 
@@ -73,8 +75,9 @@ class SampleGrids(StepCallback):
 
 class MetricsLog(StepCallback):
     """Averages of the losses and D's outputs over each `every` steps: metrics.csv and
-    TensorBoard scalars. Rows past the resumed step (written after the last checkpoint of
-    a run that was killed) are dropped, so each step has exactly one row."""
+    TensorBoard scalars. The CSV is rewritten whole and renamed at every row, so it is never
+    half-written. Rows past the resumed step (written after the last checkpoint of a run
+    that was killed) are dropped, so each step has exactly one row."""
 
     def __init__(
         self,
@@ -88,19 +91,24 @@ class MetricsLog(StepCallback):
         if every <= 0:
             raise ValueError(f"MetricsLog: every must be positive, got {every}")
         self.path, self.every, self.batch_size, self.writer = path, every, batch_size, writer
-        self.stream: TextIO | None = None
+        self.rows: list[list[str]] = []
         self.last_logged = start_step
 
     def on_train_begin(self, logs=None):
-        kept = [row for row in read_metrics(self.path) if int(row["step"]) <= self.start_step]
-        text = io.StringIO()
-        csv_writer = csv.DictWriter(text, METRICS_COLUMNS)
-        csv_writer.writeheader()
-        csv_writer.writerows(kept)
-        imaging.atomic_write_text(self.path, text.getvalue())
-        self.stream = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (closed in on_train_end)
-        self.csv = csv.writer(self.stream)
+        self.rows = [
+            [row[column] for column in METRICS_COLUMNS]
+            for row in read_metrics(self.path)
+            if int(row["step"]) <= self.start_step
+        ]
+        self._write()
         self.clock = time.perf_counter()
+
+    def _write(self) -> None:
+        text = io.StringIO()
+        csv_writer = csv.writer(text)
+        csv_writer.writerow(METRICS_COLUMNS)
+        csv_writer.writerows(self.rows)
+        imaging.atomic_write_text(self.path, text.getvalue())
 
     def log(self, step: int) -> None:
         if step <= self.last_logged:
@@ -109,8 +117,8 @@ class MetricsLog(StepCallback):
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
         self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
-        self.csv.writerow([step, *(f"{v:.6g}" for v in values), f"{rate:.1f}"])
-        self.stream.flush()
+        self.rows.append([str(step), *(f"{v:.6g}" for v in values), f"{rate:.1f}"])
+        self._write()
         if self.writer is not None:
             with self.writer.as_default():
                 for name, value in zip(METRIC_NAMES, values, strict=True):
@@ -126,9 +134,6 @@ class MetricsLog(StepCallback):
 
     def on_train_end(self, logs=None):
         self.log(self.model_step())
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
         if self.writer is not None:
             self.writer.flush()
 
@@ -162,6 +167,29 @@ class LossPlot(StepCallback):
         self.draw()
 
 
+class Diverged(Exception):
+    """Raised out of fit() at the first step whose losses or weights are not finite."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(f"step {step}: {what}")
+        self.step, self.what = step, what
+
+
+class DivergenceGuard(StepCallback):
+    """Stops fit() at the first non-finite loss, before any later callback of that step can
+    write a sample grid, a metrics row or a checkpoint from it.
+
+    The losses it reads are running means since the last metrics row, so a NaN in any step
+    keeps them NaN: checking every step costs two floats.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name in ("d_loss", "g_loss"):
+            value = float((logs or {}).get(name, 0.0))
+            if not math.isfinite(value):
+                raise Diverged(self.global_step(batch), f"{name} is {value}")
+
+
 class Checkpoints(StepCallback):
     """A checkpoint every `every` steps and at the end; only the newest `keep` stay."""
 
@@ -173,6 +201,10 @@ class Checkpoints(StepCallback):
         self.last_saved: int | None = None
 
     def save(self, step: int) -> None:
+        # A loss can stay finite for the step in which a weight overflows: look at them all.
+        bad = nonfinite_variable(self.model)
+        if bad is not None:
+            raise Diverged(step, f"{bad} is not finite")
         checkpoints.save_checkpoint(self.objects, self.folder, step, self.keep)
         self.last_saved = step
 

@@ -7,18 +7,25 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from dcgan.errors import RunDirError
+from dcgan.errors import OutputError, RunDirError
 from dcgan.imaging import atomic_dir
 from dcgan.rundir import CHECKPOINT_PREFIX as PREFIX
 from dcgan.rundir import checkpoint_dir, list_checkpoints
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
-    """Write a checkpoint for step, then delete all but the newest keep."""
+    """Write a checkpoint for step, then delete all but the newest keep.
+
+    Older checkpoints are deleted only after the new one is whole, so a failed write (a
+    full disk) leaves them as they were.
+    """
     target = checkpoint_dir(folder, step)
-    # Saving a step again (a resumed run's final save) replaces that folder whole.
-    with atomic_dir(target) as staging:
-        tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
+    try:
+        # Saving a step again (a resumed run's final save) replaces that folder whole.
+        with atomic_dir(target) as staging:
+            tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
+    except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
+        raise OutputError(f"{target}: cannot write: {_first_line(exc.message)}") from None
     for _, old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
@@ -33,8 +40,11 @@ def restore_checkpoint(objects: dict, path: Path, partial: bool = False) -> None
         else:
             status.assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, AssertionError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunDirError(
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "
-            f"file?): {first_line[:200]}"
+            f"file?): {_first_line(str(exc))[:200]}"
         ) from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "unknown error"

@@ -21,9 +21,15 @@ EXIT_INTERRUPTED = 130
 
 
 class InputError(click.ClickException):
-    """Bad user input: printed as one line, exit code 2."""
+    """One line on stderr and a non-zero exit: 2 for bad input, or the DcganError's own."""
 
     exit_code = 2
+
+    @classmethod
+    def of(cls, exc: DcganError) -> InputError:
+        error = cls(str(exc))
+        error.exit_code = exc.exit_code
+        return error
 
 
 def _setup_logging() -> None:
@@ -90,7 +96,7 @@ def train(
             run = None
             config = config_module.load(config_path, overrides)
     except DcganError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError.of(exc) from None
     if dry_run:
         click.echo(config.to_yaml(), nl=False)
         return
@@ -108,7 +114,7 @@ def train(
     except DcganError as exc:
         if new_run and run is not None:
             rundir.discard_unstarted_run(run)
-        raise InputError(str(exc)) from None
+        raise InputError.of(exc) from None
     except KeyboardInterrupt:  # before training began: nothing to save
         if new_run and run is not None:
             rundir.discard_unstarted_run(run)
@@ -395,7 +401,7 @@ def _input_errors():
     try:
         yield
     except DcganError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError.of(exc) from None
     except KeyboardInterrupt:
         click.echo("interrupted: files written so far are complete", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -64,6 +64,11 @@ class TrainConfig(_Section):
     d_lr: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    # TensorFlow's op determinism: a resumed run matches an unbroken one bit for bit.
+    deterministic: bool = False
+    on_nan: Literal["stop", "rollback"] = "stop"
+    rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # rates times this per rollback
+    max_rollbacks: int = Field(3, ge=1)
 
 
 class OutputConfig(_Section):

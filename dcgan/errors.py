@@ -4,6 +4,8 @@
 class DcganError(Exception):
     """Bad input from the user: a config, a data folder, a run directory or a checkpoint."""
 
+    exit_code = 2
+
 
 class ConfigError(DcganError):
     pass
@@ -15,3 +17,15 @@ class DataError(DcganError):
 
 class RunDirError(DcganError):
     pass
+
+
+class OutputError(DcganError):
+    """A file of the run could not be written (a full disk, a folder without permission)."""
+
+    exit_code = 1
+
+
+class TrainingDiverged(DcganError):
+    """A loss or weight went NaN or infinite and on_nan could not (or may not) recover."""
+
+    exit_code = 3

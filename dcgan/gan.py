@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -26,6 +27,10 @@ class DCGAN(keras.Model):
         self.latent_dim = int(generator.input_shape[-1])
         self.noise = keras.random.SeedGenerator(seed, name="noise")
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        # Divergence rollbacks so far and the factor they left on the configured learning
+        # rates: saved in checkpoints so that a resumed run keeps its lowered rates.
+        self.rollbacks = keras.Variable(0, dtype="int64", trainable=False, name="rollbacks")
+        self.lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="lr_scale")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
@@ -100,8 +105,23 @@ def make_gan(
     return gan
 
 
+def set_learning_rates(gan: DCGAN, g_lr: float, d_lr: float) -> None:
+    """The configured rates times the factor earlier rollbacks left (lr_scale)."""
+    scale = float(gan.lr_scale.numpy())
+    gan.g_optimizer.learning_rate = g_lr * scale
+    gan.d_optimizer.learning_rate = d_lr * scale
+
+
+def random_states(model: keras.Model) -> list:
+    """The state of every SeedGenerator inside model (dropout's, say): Keras lists them
+    among the variables, but tf.train.Checkpoint does not see them."""
+    return [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 def checkpoint_objects(gan: DCGAN) -> dict:
-    """Everything a resume needs, for tf.train.Checkpoint."""
+    """Everything a resume needs to continue as if never stopped, for tf.train.Checkpoint:
+    weights, both Adam states, the step, every random stream, and the running averages
+    that the next metrics row will report."""
     return {
         "generator": gan.generator,
         "discriminator": gan.discriminator,
@@ -109,4 +129,21 @@ def checkpoint_objects(gan: DCGAN) -> dict:
         "d_optimizer": gan.d_optimizer,
         "noise_state": gan.noise.state.value,
         "step": gan.step.value,
+        "rollbacks": gan.rollbacks.value,
+        "lr_scale": gan.lr_scale.value,
+        "layer_random_states": random_states(gan.generator) + random_states(gan.discriminator),
+        "metric_states": [v.value for metric in gan.metrics for v in metric.variables],
     }
+
+
+def nonfinite_variable(gan: DCGAN) -> str | None:
+    """The path of the first weight or optimizer slot that holds a NaN or an infinity."""
+    for variable in [
+        *gan.generator.variables,
+        *gan.discriminator.variables,
+        *gan.g_optimizer.variables,
+        *gan.d_optimizer.variables,
+    ]:
+        if variable.dtype.startswith("float") and not np.isfinite(variable.numpy()).all():
+            return variable.path
+    return None

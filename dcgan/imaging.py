@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, OutputError
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -44,15 +44,22 @@ def to_pil(image: np.ndarray) -> Image.Image:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[str]:
     """A temporary name beside path, renamed onto it only once the writer has finished,
-    so that a reader (or a crash) never meets half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
+    so that a reader (or a crash) never meets half a file. A failed write (a full disk, no
+    permission) leaves path as it was and is an OutputError naming path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _output_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -62,17 +69,29 @@ def atomic_path(path: Path) -> Iterator[str]:
 def atomic_dir(path: Path) -> Iterator[Path]:
     """An empty staging folder beside path that takes path's name only once the writer has
     filled it: a folder under path's name is always complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    retired = path.parent / f"{staging.name}.old"
     try:
         yield staging
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        if path.exists():
+            path.rename(retired)  # aside, not rmtree'd: path is missing for two renames only
         staging.rename(path)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if retired.is_dir():
+            shutil.rmtree(retired, ignore_errors=True)
+        elif retired.exists():
+            retired.unlink()
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 def refuse_existing(paths: Sequence[Path], force: bool) -> None:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import logging
 import os
 import re
 import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from dcgan.errors import RunDirError
+
+log = logging.getLogger(__name__)
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
@@ -66,8 +74,8 @@ class RunDir:
         return self.root / "train.log"
 
     @property
-    def pid_file(self) -> Path:
-        return self.root / "train.pid"
+    def lock(self) -> Path:
+        return self.root / "train.lock"
 
     def sample_path(self, step: int) -> Path:
         return self.samples / f"step-{step:07d}.png"
@@ -178,14 +186,88 @@ class RunSummary:
     state: str  # finished | stopped | running
 
 
-def training_pid(run: RunDir) -> int | None:
-    """The process training this run now, if any (its pid file names a live process)."""
+def _lock_holder(text: str) -> int | None:
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return int(first) if first.isdigit() else None
+
+
+@contextmanager
+def training_lock(run: RunDir) -> Iterator[None]:
+    """One writer per run: an exclusive flock on train.lock, which names its process.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock left by a
+    killed run is taken over without any guessing from pids or ages.
+    """
+    while True:
+        try:
+            fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"{run.lock}: cannot create the run's lock: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace")
+            os.close(fd)
+            pid = _lock_holder(holder)
+            raise RunDirError(
+                f"{run.root}: is being trained by process {pid if pid else '(unknown)'} "
+                f"({holder.strip()}); stop it (kill {pid}) or wait for it to finish"
+            ) from None
+        # The holder may have finished and unlinked the file between our open and flock:
+        # then this lock guards nothing, and the next round opens the new file.
+        try:
+            if os.fstat(fd).st_ino == os.stat(run.lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     try:
-        pid = int(run.pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
+        previous = _lock_holder(os.read(fd, 200).decode("utf-8", "replace"))
+        if previous is not None and previous != os.getpid():
+            log.warning(
+                "took over the lock of process %d, which stopped without releasing it", previous
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
+        yield
+    finally:
+        run.lock.unlink(missing_ok=True)
+        os.close(fd)  # after the unlink: nobody can lock the old file and think it current
+
+
+def training_pid(run: RunDir) -> int | None:
+    """The process training this run now, if any (it holds train.lock)."""
+    try:
+        fd = os.open(run.lock, os.O_RDONLY)
+    except OSError:
         return None
-    return pid
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _lock_holder(os.read(fd, 200).decode("utf-8", "replace")) or -1
+    finally:
+        os.close(fd)  # also drops our shared lock, if we got it
+    return None
+
+
+TEMPORARY_PATTERN = re.compile(r"^\..+\.tmp")
+
+
+def remove_stale_temporaries(run: RunDir) -> int:
+    """Delete what writers killed mid-write left: imaging.atomic_path's and atomic_dir's
+    hidden `.name.*.tmp*` files and folders. Only safe under the run's lock."""
+    removed = 0
+    for folder in (run.root, run.samples, run.checkpoints):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if TEMPORARY_PATTERN.match(entry.name):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def summarize(run: RunDir) -> RunSummary:

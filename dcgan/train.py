@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -14,7 +13,8 @@ import tensorflow as tf
 from dcgan import callbacks, checkpoints, imaging, rundir
 from dcgan.config import Config
 from dcgan.data import make_dataset
-from dcgan.gan import DCGAN, checkpoint_objects, make_gan
+from dcgan.errors import OutputError, TrainingDiverged
+from dcgan.gan import DCGAN, checkpoint_objects, make_gan, set_learning_rates
 from dcgan.models import build_discriminator, build_generator
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
@@ -63,23 +63,35 @@ def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
 def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     """Train run up to config.train.steps, continuing from its latest checkpoint if any.
 
-    Ctrl-C stops after the current step with a checkpoint and a sample grid written.
+    Ctrl-C stops after the current step with a checkpoint and a sample grid written. Only
+    one process trains a run at a time (rundir.training_lock).
     """
-    file_log = logging.FileHandler(run.log, encoding="utf-8")
-    file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.getLogger("dcgan").addHandler(file_log)
-    imaging.atomic_write_text(run.pid_file, f"{os.getpid()}\n")  # `dcgan runs`: running
-    try:
-        return _train(config, run, progress_stream)
-    finally:
-        run.pid_file.unlink(missing_ok=True)
-        logging.getLogger("dcgan").removeHandler(file_log)
-        file_log.close()
+    with rundir.training_lock(run):
+        file_log = logging.FileHandler(run.log, encoding="utf-8")
+        file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("dcgan").addHandler(file_log)
+        try:
+            return _train(config, run, progress_stream)
+        except OutputError as exc:
+            latest = rundir.latest_checkpoint(run.checkpoints)
+            kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
+            log.error("%s", exc)
+            raise OutputError(f"{exc}; {kept}") from None
+        except TrainingDiverged as exc:
+            log.error("%s", exc)
+            raise
+        finally:
+            logging.getLogger("dcgan").removeHandler(file_log)
+            file_log.close()
 
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
+    if removed := rundir.remove_stale_temporaries(run):
+        log.info("removed %d half-written file(s) left by a process that was killed", removed)
 
     gan = build_gan(config)
     objects = checkpoint_objects(gan)
@@ -87,6 +99,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1])
         log.info("resumed %s from %s", run.root, latest[1].name)
+    set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
     # Only once the checkpoint has loaded: a failed resume leaves the run's config as it was.
     imaging.atomic_write_text(run.config, config.to_yaml())
     start_step = int(gan.step.numpy())
@@ -108,20 +121,82 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         "x".join(map(str, images.shape[1:])),
         config.data.source,
     )
-    # A resumed run shuffles with a new seed so it does not replay the first epoch's order.
-    dataset = make_dataset(images, config.train.batch_size, seed=config.seed + start_step)
-
+    log.info(
+        "training %s: steps %d -> %d, batch %d%s",
+        config.name,
+        start_step,
+        total,
+        config.train.batch_size,
+        ", deterministic ops" if config.train.deterministic else "",
+    )
     writer = tf.summary.create_file_writer(str(run.tensorboard))
-    out = config.output
-    samples = callbacks.SampleGrids(run, noise, out.sample_every, start_step, writer)
+    if start_step == 0:
+        # The untrained generator: the first frame of progress.gif
+        first_grid = callbacks.SampleGrids(run, noise, config.output.sample_every, 0, writer)
+        first_grid.set_model(gan)
+        first_grid.write(0)
+        if config.train.on_nan == "rollback":
+            checkpoints.save_checkpoint(
+                objects, run.checkpoints, 0, config.output.keep_checkpoints
+            )  # somewhere to roll back to before the first interval
+    segment_start, interrupted = start_step, False
+    try:
+        while True:
+            # The data order is a function of the step, so each segment (the whole run,
+            # or the part after a rollback) asks for the batches from its first step on.
+            dataset = make_dataset(
+                images, config.train.batch_size, config.seed, start_step=segment_start
+            )
+            side_effects = _side_effects(
+                config, run, gan, objects, noise, writer, segment_start, progress_stream
+            )
+            try:
+                gan.fit(
+                    dataset,
+                    epochs=1,
+                    steps_per_epoch=total - segment_start,
+                    shuffle=False,  # the dataset orders itself
+                    verbose=0,
+                    callbacks=side_effects,
+                )
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+                # fit() skips on_train_end when interrupted: flush everything for the step.
+                for callback in side_effects:
+                    callback.on_train_end()
+                break
+            except callbacks.Diverged as diverged:
+                segment_start = _roll_back(gan, objects, run, config, diverged)
+    finally:
+        writer.close()
+
+    step = int(gan.step.numpy())
+    if not interrupted:
+        _write_final_artifacts(gan, run)
+    return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
+
+
+def _side_effects(
+    config: Config,
+    run: RunDir,
+    gan: DCGAN,
+    objects: dict,
+    noise: np.ndarray,
+    writer: tf.summary.SummaryWriter,
+    start_step: int,
+    progress_stream,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of one fit(), in the order they run after each step: the divergence
+    guard first, so that nothing from a diverged step is written."""
+    out, batch_size = config.output, config.train.batch_size
     side_effects = [
+        callbacks.DivergenceGuard(start_step),
         callbacks.Progress(
-            total, config.train.batch_size, out.log_every, start_step, stream=progress_stream
+            config.train.steps, batch_size, out.log_every, start_step, stream=progress_stream
         ),
-        callbacks.MetricsLog(
-            run.metrics, out.log_every, config.train.batch_size, start_step, writer
-        ),
-        samples,
+        callbacks.MetricsLog(run.metrics, out.log_every, batch_size, start_step, writer),
+        callbacks.SampleGrids(run, noise, out.sample_every, start_step, writer),
         callbacks.LossPlot(
             run.metrics, run.losses_plot, out.sample_every, start_step, title=run.root.name
         ),
@@ -131,38 +206,48 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     ]
     for callback in side_effects:
         callback.set_model(gan)
-    if start_step == 0:
-        samples.write(0)  # the untrained generator: the first frame of progress.gif
+    return side_effects
 
-    log.info(
-        "training %s: steps %d -> %d, batch %d",
-        config.name,
-        start_step,
-        total,
-        config.train.batch_size,
-    )
-    interrupted = False
-    try:
-        gan.fit(
-            dataset,
-            epochs=1,
-            steps_per_epoch=total - start_step,
-            shuffle=False,  # the dataset shuffles itself
-            verbose=0,
-            callbacks=side_effects,
+
+def _roll_back(
+    gan: DCGAN, objects: dict, run: RunDir, config: Config, diverged: callbacks.Diverged
+) -> int:
+    """train.on_nan: stop raises TrainingDiverged; rollback reloads the newest checkpoint
+    (never a non-finite one: Checkpoints refuses to write those), lowers the learning rates
+    and returns the step to go on from."""
+    latest = rundir.latest_checkpoint(run.checkpoints)
+    good = f"the last good checkpoint is {latest[1].name}" if latest else "no checkpoint yet"
+    what = f"training diverged at step {diverged.step}: {diverged.what}"
+    if config.train.on_nan == "stop":
+        raise TrainingDiverged(
+            f"{what}. Nothing from that step was saved and {good}: resume with lower "
+            f"learning rates (dcgan train --resume {run.root} --set train.g_lr=... "
+            "--set train.d_lr=...) or set train.on_nan: rollback"
         )
-    except KeyboardInterrupt:
-        interrupted = True
-        # fit() skips on_train_end when interrupted: flush everything for the step reached.
-        for callback in side_effects:
-            callback.on_train_end()
-    finally:
-        writer.close()
-
-    step = int(gan.step.numpy())
-    if not interrupted:
-        _write_final_artifacts(gan, run)
-    return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
+    # Counted across rollbacks that land on the same checkpoint: the restore resets them.
+    count = int(gan.rollbacks.numpy()) + 1
+    scale = float(gan.lr_scale.numpy()) * config.train.rollback_lr_factor
+    if count > config.train.max_rollbacks or latest is None:
+        raise TrainingDiverged(
+            f"{what}, after {count - 1} rollback(s) (train.max_rollbacks is "
+            f"{config.train.max_rollbacks}); {good}. Lower train.g_lr and train.d_lr"
+        )
+    checkpoints.restore_checkpoint(objects, latest[1])
+    gan.rollbacks.assign(count)
+    gan.lr_scale.assign(scale)
+    set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
+    log.warning(
+        "%s; rolled back to %s with the learning rates times %.3g (G %.3g, D %.3g): "
+        "rollback %d of %d",
+        what,
+        latest[1].name,
+        scale,
+        config.train.g_lr * scale,
+        config.train.d_lr * scale,
+        count,
+        config.train.max_rollbacks,
+    )
+    return latest[0]
 
 
 def _write_final_artifacts(gan: DCGAN, run: RunDir) -> None:

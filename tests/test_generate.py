@@ -314,8 +314,14 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
     (stopped / "generator.keras").unlink()
     running = runs / "00002-tiny"
     shutil.copytree(trained_run, running)
-    (running / "train.pid").write_text(f"{__import__('os').getpid()}\n")
-    result = invoke("runs", runs)
+    killed = runs / "00003-tiny"  # a lock file that no process holds any more
+    shutil.copytree(trained_run, killed)
+    (killed / "train.lock").write_text("999999999 on host since then\n")
+
+    from dcgan.rundir import RunDir, training_lock
+
+    with training_lock(RunDir(running)):
+        result = invoke("runs", runs)
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].split() == [
@@ -334,6 +340,7 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
     assert rows["00000-tiny"][-2:] == ["step-0000006.png", "finished"]
     assert rows["00001-tiny"][-1] == "stopped"
     assert rows["00002-tiny"][-1] == "running"
+    assert rows["00003-tiny"][-1] == "finished"
     float(rows["00000-tiny"][4]), float(rows["00000-tiny"][5])
     assert invoke("runs", tmp_path / "none").exit_code == 2
     json.dumps(rows)  # plain strings, printable anywhere
