@@ -14,7 +14,7 @@ import click
 
 from dcgan import __version__
 from dcgan import config as config_module
-from dcgan.errors import DcganError
+from dcgan.errors import DcganError, TrainingDiverged
 from dcgan.runtime import import_tensorflow
 
 EXIT_INTERRUPTED = 130
@@ -112,7 +112,8 @@ def train(
         click.echo(f"run directory: {_shown(run.root)}", err=True)
         result = train_run(config, run)
     except DcganError as exc:
-        if new_run and run is not None:
+        # A run that diverged keeps its log and grids, to see what went wrong.
+        if new_run and run is not None and not isinstance(exc, TrainingDiverged):
             rundir.discard_unstarted_run(run)
         raise InputError.of(exc) from None
     except KeyboardInterrupt:  # before training began: nothing to save

@@ -53,6 +53,10 @@ class DCGAN(keras.Model):
     def metrics(self) -> list[keras.metrics.Metric]:
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
+    def reset_metrics(self) -> None:
+        """A no-op: fit() would clear the running averages at its start, but a resumed run
+        restores them from its checkpoint, and MetricsLog clears them after each row."""
+
     def call(self, z, training: bool = False):
         return self.generator(z, training=training)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import logging
 import os
 import re
 import shutil
@@ -18,8 +17,6 @@ from pathlib import Path
 import yaml
 
 from dcgan.errors import RunDirError
-
-log = logging.getLogger(__name__)
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
@@ -192,11 +189,12 @@ def _lock_holder(text: str) -> int | None:
 
 
 @contextmanager
-def training_lock(run: RunDir) -> Iterator[None]:
+def training_lock(run: RunDir) -> Iterator[int | None]:
     """One writer per run: an exclusive flock on train.lock, which names its process.
 
     The kernel drops the lock when its process dies, however it dies, so a lock left by a
-    killed run is taken over without any guessing from pids or ages.
+    killed run is taken over without any guessing from pids or ages. Yields the pid of the
+    process whose stale lock was taken over, if any.
     """
     while True:
         try:
@@ -223,13 +221,9 @@ def training_lock(run: RunDir) -> Iterator[None]:
         os.close(fd)
     try:
         previous = _lock_holder(os.read(fd, 200).decode("utf-8", "replace"))
-        if previous is not None and previous != os.getpid():
-            log.warning(
-                "took over the lock of process %d, which stopped without releasing it", previous
-            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
-        yield
+        yield previous if previous != os.getpid() else None
     finally:
         run.lock.unlink(missing_ok=True)
         os.close(fd)  # after the unlink: nobody can lock the old file and think it current

@@ -66,23 +66,31 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     Ctrl-C stops after the current step with a checkpoint and a sample grid written. Only
     one process trains a run at a time (rundir.training_lock).
     """
-    with rundir.training_lock(run):
+    with rundir.training_lock(run) as stale_holder:
         file_log = logging.FileHandler(run.log, encoding="utf-8")
         file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("dcgan").addHandler(file_log)
+        if stale_holder is not None:
+            log.warning("took over the lock of process %d, no longer running", stale_holder)
         try:
             return _train(config, run, progress_stream)
         except OutputError as exc:
             latest = rundir.latest_checkpoint(run.checkpoints)
             kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
-            log.error("%s", exc)
-            raise OutputError(f"{exc}; {kept}") from None
+            error = OutputError(f"{exc}; {kept}")
+            _log_to_file(file_log, error)
+            raise error from None
         except TrainingDiverged as exc:
-            log.error("%s", exc)
+            _log_to_file(file_log, exc)
             raise
         finally:
             logging.getLogger("dcgan").removeHandler(file_log)
             file_log.close()
+
+
+def _log_to_file(handler: logging.Handler, error: Exception) -> None:
+    """The error in train.log; the terminal gets it once, from the CLI."""
+    handler.handle(logging.makeLogRecord({"msg": str(error), "levelname": "ERROR"}))
 
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
@@ -216,7 +224,11 @@ def _roll_back(
     (never a non-finite one: Checkpoints refuses to write those), lowers the learning rates
     and returns the step to go on from."""
     latest = rundir.latest_checkpoint(run.checkpoints)
-    good = f"the last good checkpoint is {latest[1].name}" if latest else "no checkpoint yet"
+    good = (
+        f"the last good checkpoint is {latest[1].name}"
+        if latest
+        else "there is no checkpoint yet, so a resume starts again from step 0"
+    )
     what = f"training diverged at step {diverged.step}: {diverged.what}"
     if config.train.on_nan == "stop":
         raise TrainingDiverged(

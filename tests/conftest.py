@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import os
 from pathlib import Path
 
@@ -67,3 +69,29 @@ def save_image(path: Path, pixels: np.ndarray, mode: str | None = None, **save_a
 
 def random_pixels(shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def run_dirs(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "runs").iterdir())
+
+
+def metric_steps(run: Path) -> list[int]:
+    with open(run / "metrics.csv", newline="") as stream:
+        return [int(row["step"]) for row in csv.DictReader(stream)]
+
+
+def sample_steps(run: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (run / "samples").glob("step-*.png"))
+
+
+def checkpoint_steps(run: Path) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+
+
+def snapshot(run: Path) -> dict[str, str]:
+    """Every file of a run and a hash of its bytes: equal snapshots, an untouched run."""
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }

@@ -8,32 +8,21 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import tiny_config, write_config
+from conftest import (
+    checkpoint_steps,
+    metric_steps,
+    run_dirs,
+    sample_steps,
+    tiny_config,
+    write_config,
+)
 from PIL import Image
 
 from dcgan.cli import main
-
-
-def run_dirs(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "runs").iterdir())
-
-
-def metric_steps(run: Path) -> list[int]:
-    with open(run / "metrics.csv", newline="") as stream:
-        return [int(row["step"]) for row in csv.DictReader(stream)]
-
-
-def sample_steps(run: Path) -> list[int]:
-    return sorted(int(p.stem.split("-")[1]) for p in (run / "samples").glob("step-*.png"))
-
-
-def checkpoint_steps(run: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
 
 
 def test_train_resume_and_every_artifact(runner, tmp_path):

@@ -1,0 +1,228 @@
+"""Issue 4: a stopped run resumes as if never stopped, one writer per run, divergence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import checkpoint_steps, metric_steps, run_dirs, snapshot, tiny_config, write_config
+
+from dcgan.cli import main
+from dcgan.rundir import read_metrics
+
+
+def checkpoint_tensors(folder: Path) -> dict[str, np.ndarray]:
+    """Every value a checkpoint holds: weights, Adam slots, step, random states, metrics."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(folder / "ckpt"))
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(str(folder / "ckpt"))
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
+
+
+def train(runner, *args: str):
+    result = runner.invoke(main, ["train", *args])
+    return result
+
+
+def exact_config(tmp_path: Path, name: str) -> Path:
+    """20 images in batches of 8: epochs end inside batches. Dropout: layer random states."""
+    config = tiny_config(
+        tmp_path,
+        name=name,
+        data={"max_images": 20},
+        model={"d_dropout": 0.3},
+        train={"steps": 7, "deterministic": True},
+    )
+    config["output"].update(checkpoint_every=3, keep_checkpoints=5, sample_every=100)
+    return write_config(tmp_path, config, f"{name}.yaml")
+
+
+def test_resumed_runs_match_an_unbroken_run_bit_for_bit(runner, tmp_path):
+    for name in ("straight", "stopped", "killed"):
+        exact_config(tmp_path, name)
+    assert train(runner, "--config", str(tmp_path / "straight.yaml")).exit_code == 0
+    # Stopped cleanly at step 3, then resumed.
+    result = train(runner, "--config", str(tmp_path / "stopped.yaml"), "--set", "train.steps=3")
+    assert result.exit_code == 0, result.output
+    # Killed after step 5 with its last checkpoint at 3: step 4 and 5 are trained again.
+    result = train(runner, "--config", str(tmp_path / "killed.yaml"), "--set", "train.steps=5")
+    assert result.exit_code == 0, result.output
+    straight, stopped, killed = run_dirs(tmp_path)
+    import shutil
+
+    shutil.rmtree(killed / "checkpoints" / "step-0000005")
+    (killed / "generator.keras").unlink()
+    assert metric_steps(killed) == [2, 4, 5]
+    for run in (stopped, killed):
+        result = train(runner, "--resume", str(run), "--set", "train.steps=7")
+        assert result.exit_code == 0, result.output
+
+    reference = checkpoint_tensors(straight / "checkpoints" / "step-0000007")
+    assert any("dropout" in name or "random_states" in name for name in reference)
+    for run in (stopped, killed):
+        resumed = checkpoint_tensors(run / "checkpoints" / "step-0000007")
+        assert resumed.keys() == reference.keys()
+        for name, value in reference.items():
+            np.testing.assert_array_equal(resumed[name], value, err_msg=f"{run.name}: {name}")
+    # The killed run's replayed rows replace the ones it wrote after its checkpoint, and
+    # its running averages resumed from the checkpoint: the curve is the unbroken one.
+    assert metric_steps(killed) == metric_steps(straight) == [2, 4, 6, 7]
+    columns = ("d_loss", "g_loss", "d_real", "d_fake")
+    assert [[row[c] for c in columns] for row in read_metrics(killed / "metrics.csv")] == [
+        [row[c] for c in columns] for row in read_metrics(straight / "metrics.csv")
+    ]
+
+
+def test_a_checkpoint_one_step_earlier_differs(runner, tmp_path):
+    """The bit-for-bit test above compares something that changes from step to step."""
+    exact_config(tmp_path, "straight")
+    assert train(runner, "--config", str(tmp_path / "straight.yaml")).exit_code == 0
+    (run,) = run_dirs(tmp_path)
+    six = checkpoint_tensors(run / "checkpoints" / "step-0000006")
+    seven = checkpoint_tensors(run / "checkpoints" / "step-0000007")
+    changed = [name for name in six if not np.array_equal(six[name], seven[name])]
+    assert any("generator" in name for name in changed)
+    assert any("noise_state" in name for name in changed)
+
+
+def test_second_writer_is_refused_naming_the_process(runner, tmp_path):
+    config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 2}))
+    assert train(runner, "--config", str(config_path)).exit_code == 0
+    (run,) = run_dirs(tmp_path)
+    before = snapshot(run)
+
+    from dcgan.rundir import RunDir, training_lock
+
+    with training_lock(RunDir(run)):
+        result = train(runner, "--resume", str(run), "--set", "train.steps=4")
+    assert result.exit_code == 2
+    assert f"is being trained by process {os.getpid()}" in result.output
+    assert "Traceback" not in result.output
+    lock_file = run / "train.lock"
+    assert not lock_file.exists()  # released and removed on exit
+    assert snapshot(run) == before
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(runner, tmp_path):
+    config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 2}))
+    assert train(runner, "--config", str(config_path)).exit_code == 0
+    (run,) = run_dirs(tmp_path)
+    hold_and_die = (
+        "import os, sys\n"
+        "from dcgan.rundir import RunDir, training_lock\n"
+        "with training_lock(RunDir(__import__('pathlib').Path(sys.argv[1]))):\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", hold_and_die, str(run)], capture_output=True, text=True
+    )
+    assert killed.returncode == -9
+    dead_pid = int(killed.stdout)
+    assert (run / "train.lock").read_text().startswith(f"{dead_pid} on ")
+
+    result = train(runner, "--resume", str(run), "--set", "train.steps=4")
+    assert result.exit_code == 0, result.output
+    assert f"took over the lock of process {dead_pid}" in (run / "train.log").read_text()
+    assert checkpoint_steps(run)[-1] == 4
+
+
+def diverging(tmp_path: Path, **train_keys) -> Path:
+    """Adam moves each weight by about the learning rate: 1e28 overflows in a step."""
+    config = tiny_config(tmp_path, train={"steps": 8, "g_lr": 1e28, "d_lr": 1e28, **train_keys})
+    return write_config(tmp_path, config)
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(runner, tmp_path):
+    config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 4}))
+    assert train(runner, "--config", str(config_path)).exit_code == 0
+    (run,) = run_dirs(tmp_path)
+    good = checkpoint_tensors(run / "checkpoints" / "step-0000004")
+
+    result = train(
+        runner,
+        "--resume",
+        str(run),
+        "--set",
+        "train.steps=12",
+        "--set",
+        "train.g_lr=1e28",
+        "--set",
+        "train.d_lr=1e28",
+    )
+    assert result.exit_code == 3, result.output
+    assert "training diverged at step 5: " in result.output
+    assert "the last good checkpoint is step-0000004" in result.output
+    assert "Traceback" not in result.output
+    assert checkpoint_steps(run) == [4]
+    after = checkpoint_tensors(run / "checkpoints" / "step-0000004")
+    assert all(np.array_equal(after[name], good[name]) for name in good)
+    assert "training diverged at step 5" in (run / "train.log").read_text()
+    assert max(metric_steps(run)) == 4  # no row from a diverged step
+
+
+def test_nan_in_a_new_run_keeps_the_run_to_inspect(runner, tmp_path):
+    result = train(runner, "--config", str(diverging(tmp_path)))
+    assert result.exit_code == 3
+    assert "training diverged at step 1: " in result.output
+    assert "a resume starts again from step 0" in result.output
+    (run,) = run_dirs(tmp_path)
+    assert (run / "train.log").is_file() and not (run / "checkpoints").exists()
+
+
+def test_rollback_reloads_the_last_good_checkpoint_with_lower_rates(runner, tmp_path):
+    config_path = diverging(tmp_path, on_nan="rollback", rollback_lr_factor=1e-30)
+    result = train(runner, "--config", str(config_path))
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    log = (run / "train.log").read_text()
+    assert "rolled back to step-0000000 with the learning rates times 1e-30" in log
+    assert "rollback 1 of 3" in log
+    final = checkpoint_tensors(run / "checkpoints" / "step-0000008")
+    assert all(np.isfinite(v).all() for v in final.values() if v.dtype.kind == "f")
+    lr = [v for name, v in final.items() if "g_optimizer/_learning_rate" in name]
+    np.testing.assert_allclose(lr, [1e-2], rtol=1e-6)
+    assert final["rollbacks/.ATTRIBUTES/VARIABLE_VALUE"] == 1
+
+    # The lowered rates survive a resume; the configured ones stay in config.yaml.
+    result = train(runner, "--resume", str(run), "--set", "train.steps=10")
+    assert result.exit_code == 0, result.output
+    resumed = checkpoint_tensors(run / "checkpoints" / "step-0000010")
+    lr = [v for name, v in resumed.items() if "d_optimizer/_learning_rate" in name]
+    np.testing.assert_allclose(lr, [1e-2], rtol=1e-6)
+    assert metric_steps(run) == [2, 4, 6, 8, 10]
+
+
+def test_rollbacks_are_bounded(runner, tmp_path):
+    config_path = diverging(tmp_path, on_nan="rollback", max_rollbacks=2)
+    result = train(runner, "--config", str(config_path))
+    assert result.exit_code == 3
+    assert "after 2 rollback(s) (train.max_rollbacks is 2)" in result.output
+    (run,) = run_dirs(tmp_path)
+    assert (run / "train.log").read_text().count("rolled back to step-0000000") == 2
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_a_non_finite_weight_is_never_checkpointed(tmp_path, bad):
+    from dcgan import callbacks
+    from dcgan.config import Config
+    from dcgan.gan import checkpoint_objects
+    from dcgan.train import build_gan
+
+    gan = build_gan(Config(**tiny_config(tmp_path)))
+    saver = callbacks.Checkpoints(checkpoint_objects(gan), tmp_path / "ckpts", 1, 3, 0)
+    saver.set_model(gan)
+    saver.save(1)
+    kernel = gan.discriminator.trainable_variables[0]
+    kernel.assign(np.full(kernel.shape, float(bad), np.float32))
+    with pytest.raises(callbacks.Diverged, match=f"{kernel.path} is not finite"):
+        saver.save(2)
+    assert [p.name for p in (tmp_path / "ckpts").iterdir()] == ["step-0000001"]
