@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
         with atomic_dir(target) as staging:
             tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
     except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
-        raise OutputError(f"{target}: cannot write: {_first_line(exc.message)}") from None
+        raise OutputError(f"{target}: cannot write: {_tf_reason(exc.message)}") from None
     for _, old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
@@ -39,11 +40,18 @@ def restore_checkpoint(objects: dict, path: Path, partial: bool = False) -> None
             status.expect_partial()
         else:
             status.assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as exc:
+    except Exception as exc:  # a damaged file fails in many ways (IndexError: truncated data)
         raise RunDirError(
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "
             f"file?): {_first_line(str(exc))[:200]}"
         ) from None
+
+
+def _tf_reason(message: str) -> str:
+    """'{{function_node ...}} /staging/ckpt_temp/part...; File too large [Op:SaveV2]' ->
+    'File too large': the staging path means nothing to the user."""
+    text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", _first_line(message)).strip()
+    return text.rsplit("; ", 1)[-1].strip() or "unknown error"
 
 
 def _first_line(text: str) -> str:

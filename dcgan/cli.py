@@ -109,7 +109,6 @@ def train(
     try:
         if run is None:
             run = rundir.create_run_dir(config.output.dir, config.name)
-        click.echo(f"run directory: {_shown(run.root)}", err=True)
         result = train_run(config, run)
     except DcganError as exc:
         # A run that diverged keeps its log and grids, to see what went wrong.

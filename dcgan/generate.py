@@ -94,11 +94,19 @@ def _load_keras_file(path: Path) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # a damaged zip, a foreign file, unsafe layers: all one message
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"--ckpt {path}: not a loadable Keras generator: {reason}") from None
+        raise RunDirError(f"--ckpt {path}: not a loadable Keras generator: {_gist(exc)}") from None
     if len(model.inputs) != 1 or len(model.output_shape) != 4:
         raise RunDirError(f"--ckpt {path}: not a generator (expects latents in, images out)")
     return model
+
+
+def _gist(exc: Exception, limit: int = 200) -> str:
+    """The first sentences of an error message, cut at a sentence end near limit."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    end = text.rfind(". ", 0, limit)
+    return text[: end + 1] if end > 0 else text[:limit] + "..."
 
 
 # --- latents ------------------------------------------------------------------------------

@@ -109,10 +109,18 @@ def list_image_files(folder: Path) -> list[Path]:
     )
 
 
+MAX_UPSCALE = 8  # a smaller image (a 1x1 pixel, an icon for a 128 run) is not training data
+
+
 def _decode(path: Path, size: int, channels: int) -> np.ndarray | str:
-    """The image as an array, or the reason it could not be read."""
+    """The image as an array, or the reason it could not be used."""
     try:
         with Image.open(path) as image:
+            if min(image.size) * MAX_UPSCALE < size:
+                return (
+                    f"too small: {image.width}x{image.height} would be stretched over "
+                    f"{MAX_UPSCALE}x to reach data.image_size {size}"
+                )
             image.load()
             return _as_array(fit_square(to_mode(image, channels), size), channels)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -134,7 +142,7 @@ def _load_folder(config: DataConfig) -> np.ndarray:
     if failures:
         path, reason = failures[0]
         log.warning(
-            "skipped %d unreadable file(s) of %d in %s (first: %s: %s)",
+            "skipped %d unreadable or too small file(s) of %d in %s (first: %s: %s)",
             len(failures),
             len(files),
             folder,
@@ -142,7 +150,11 @@ def _load_folder(config: DataConfig) -> np.ndarray:
             reason,
         )
     if not images:
-        raise DataError(f"data.path {folder}: none of the {len(files)} image files could be read")
+        path, reason = failures[0]
+        raise DataError(
+            f"data.path {folder}: none of the {len(files)} image files can be used "
+            f"(first: {path.name}: {reason})"
+        )
     log.info("read %d images from %s", len(images), folder)
     return np.stack(images)
 

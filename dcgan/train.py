@@ -123,6 +123,8 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         return TrainResult(run, start_step, start_step, total, 0.0, interrupted=False)
 
     images = load_images(config.data)
+    # Only now: a run that fails on its data is removed, and never announced.
+    log.info("run directory: %s", run.root)
     log.info(
         "data: %d images of %s from %s",
         len(images),

@@ -73,7 +73,7 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="dcgan"):
         images = load_images(folder_config(tmp_path, size=8))
     assert len(images) == 1
-    assert "skipped 3 unreadable file(s) of 4" in caplog.text
+    assert "skipped 3 unreadable or too small file(s) of 4" in caplog.text
 
 
 def test_folder_without_images_is_an_error(tmp_path):
@@ -84,7 +84,7 @@ def test_folder_without_images_is_an_error(tmp_path):
 
 def test_folder_of_only_broken_images_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"nope")
-    with pytest.raises(DataError, match=r"none of the 1 image files could be read"):
+    with pytest.raises(DataError, match=r"none of the 1 image files can be used \(first: "):
         load_images(folder_config(tmp_path))
 
 
