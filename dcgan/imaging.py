@@ -41,6 +41,15 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[str]:
     """A temporary name beside path, renamed onto it only once the writer has finished,
@@ -56,6 +65,7 @@ def atomic_path(path: Path) -> Iterator[str]:
         raise _output_error(path, exc) from None
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from others
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -77,6 +87,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     retired = path.parent / f"{staging.name}.old"
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)
         if path.exists():
             path.rename(retired)  # aside, not rmtree'd: path is missing for two renames only
         staging.rename(path)

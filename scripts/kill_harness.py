@@ -89,13 +89,14 @@ def checkpoint_tensors(folder: Path) -> dict[str, np.ndarray]:
 def interrupted_writes(run: RunDir) -> list[str]:
     """What the killed process was writing: the kinds of its leftover temporaries."""
     kinds = []
-    for folder, kind in ((run.checkpoints, "checkpoint"), (run.samples, "sample grid")):
+    for folder, kind in ((run.checkpoints, "a checkpoint"), (run.samples, "a sample grid")):
         if folder.is_dir():
             kinds += [kind for p in folder.iterdir() if TEMPORARY_PATTERN.match(p.name)]
     if run.root.is_dir():
         for path in run.root.iterdir():
             if TEMPORARY_PATTERN.match(path.name):
-                kinds.append(path.name.split(".")[1])  # .metrics.x.tmp.csv -> metrics
+                stem, suffix = path.name.split(".")[1], path.suffix  # .metrics.x.tmp.csv
+                kinds.append(stem + suffix)
     return kinds
 
 
@@ -140,6 +141,13 @@ def check_run(run: RunDir) -> list[str]:
     return problems
 
 
+def last_logged_step(folder: Path) -> int:
+    """The newest step in the killed run's metrics.csv (rewritten whole, so always sound)."""
+    found = list((folder / "runs").glob("*-killed/metrics.csv"))
+    rows = read_metrics(found[0]) if found else []
+    return int(rows[-1]["step"]) if rows else 0
+
+
 def resumed_from(run: RunDir, previous_log: str) -> str | None:
     new = run.log.read_text(encoding="utf-8")[len(previous_log) :] if run.log.exists() else ""
     match = RESUMED.search(new)
@@ -149,9 +157,11 @@ def resumed_from(run: RunDir, previous_log: str) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=150, help="steps of the harness run")
+    parser.add_argument("--steps", type=int, default=200, help="steps of the harness run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
-    parser.add_argument("--max-delay", type=float, default=2.0, help="seconds after start-up")
+    parser.add_argument(
+        "--max-delay", type=float, default=0.5, help="longest wait after the target step (s)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args()
     import_tensorflow()
@@ -191,15 +201,11 @@ def main() -> int:
         if during_start:
             time.sleep(rng.uniform(0.0, 6.0))
         else:
-            while process.poll() is None and "training " not in (
-                run.log.read_text(encoding="utf-8")[len(log_before) :]
-                if run and run.log.exists()
-                else ""
-            ):
-                if run is None:
-                    found = list((folder / "runs").glob("*-killed"))
-                    run = RunDir(found[0]) if found else None
-                time.sleep(0.05)
+            # Let it train 1..6 steps past the newest metrics row, then kill it at a random
+            # moment of the next step: inside a step, a grid, a plot or a checkpoint write.
+            target = last_logged_step(folder) + rng.randint(1, 6)
+            while process.poll() is None and last_logged_step(folder) < target:
+                time.sleep(0.02)
             time.sleep(rng.uniform(0.0, args.max_delay))
         if process.poll() is not None:
             _, err = process.communicate()
@@ -259,7 +265,7 @@ def main() -> int:
     for moment, count in sorted(moments.items()):
         print(f"  {moment:<42}{count:>6}")
     for kind, count in sorted(writes.items()):
-        print(f"  {'while writing a ' + kind:<42}{count:>6}")
+        print(f"  {'while writing ' + kind:<42}{count:>6}")
     print(f"{'survived (every file sound, right resume)':<44}{survived:>6}")
     print(f"{'final step and weights equal to unbroken run':<44}{'yes' if final_ok else 'NO':>6}")
     print(f"{'seconds':<44}{time.perf_counter() - began:>6.0f}")

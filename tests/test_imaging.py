@@ -88,3 +88,36 @@ def test_atomic_dir_replaces_whole_and_keeps_the_old_folder_on_failure(tmp_path)
         raise ValueError("crash while writing")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_writes_get_the_modes_of_ordinary_files(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    imaging.atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    with imaging.atomic_dir(tmp_path / "step") as staging:
+        (staging / "x").write_text("x")
+    # Not mkstemp's 0600 and mkdtemp's 0700, under which nobody else could read the run:
+    # what open() and mkdir() would have made.
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "step").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_failed_write_keeps_the_old_file_and_names_the_path(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from dcgan.errors import OutputError
+
+    target = tmp_path / "metrics.csv"
+    imaging.atomic_write_text(target, "old\n")
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(imaging.os, "replace", full_disk)
+    with pytest.raises(OutputError, match=f"{target}: cannot write: No space left on device"):
+        imaging.atomic_write_text(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
