@@ -92,6 +92,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             path.rename(retired)  # aside, not rmtree'd: path is missing for two renames only
         staging.rename(path)
     except OSError as exc:
+        if retired.exists() and not path.exists():
+            retired.rename(path)  # the new folder could not take its place: keep the old
         raise _output_error(path, exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

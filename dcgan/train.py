@@ -67,13 +67,20 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     one process trains a run at a time (rundir.training_lock).
     """
     with rundir.training_lock(run) as stale_holder:
-        file_log = logging.FileHandler(run.log, encoding="utf-8")
+        try:
+            file_log = logging.FileHandler(run.log, encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{run.log}: cannot write: {exc.strerror}") from None
         file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("dcgan").addHandler(file_log)
         if stale_holder is not None:
             log.warning("took over the lock of process %d, no longer running", stale_holder)
         try:
-            return _train(config, run, progress_stream)
+            try:
+                return _train(config, run, progress_stream)
+            except OSError as exc:  # file work outside imaging's atomic helpers
+                where = exc.filename or run.root
+                raise OutputError(f"{where}: {exc.strerror or exc}") from None
         except OutputError as exc:
             latest = rundir.latest_checkpoint(run.checkpoints)
             kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
