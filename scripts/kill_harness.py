@@ -3,8 +3,8 @@
     .venv/bin/python scripts/kill_harness.py --kills 30
 
 A small digits run writes a sample grid, a metrics row and the loss plot every step and a
-checkpoint every other step, so random kills land inside those writes as well as between
-them and during start-up. After every kill the harness opens every file of the run:
+checkpoint every other step. Kills land during start-up, at random moments of training, and
+aimed: as soon as a checkpoint's or a sample grid's temporary appears, mid-write. After every kill the harness opens every file of the run:
 config.yaml, fixed_noise.npy, metrics.csv (one complete row per step, in order), each PNG,
 each complete checkpoint (every tensor read). Then it resumes, and checks that the resume
 started from the newest complete checkpoint. At the end the run is trained to its last step
@@ -47,6 +47,18 @@ from dcgan.rundir import (  # noqa: E402
 from dcgan.runtime import import_tensorflow  # noqa: E402
 
 RESUMED = re.compile(r"resumed .* from (step-\d+)")
+# When each kill lands, and how often: aimed kills wait for that write's temporary to appear.
+MOMENTS = {
+    "during start-up": 2,
+    "at a random moment of training": 4,
+    "aimed at a checkpoint write": 2,
+    "aimed at a sample grid write": 2,
+}
+
+
+def run_folder(folder: Path, name: str) -> Path:
+    found = list((folder / "runs").glob(f"*-killed/{name}"))
+    return found[0] if found else folder
 
 
 def make_config(folder: Path, steps: int, name: str) -> Path:
@@ -197,16 +209,24 @@ def main() -> int:
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        during_start = rng.random() < 0.2  # some kills land in imports, restore, data
-        if during_start:
+        moment = rng.choices(list(MOMENTS), weights=list(MOMENTS.values()))[0]
+        if moment == "during start-up":  # imports, restore, data loading
             time.sleep(rng.uniform(0.0, 6.0))
         else:
             # Let it train 1..6 steps past the newest metrics row, then kill it at a random
-            # moment of the next step: inside a step, a grid, a plot or a checkpoint write.
+            # moment of the next step, or as soon as the aimed-at write has begun.
             target = last_logged_step(folder) + rng.randint(1, 6)
             while process.poll() is None and last_logged_step(folder) < target:
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, args.max_delay))
+            if moment == "at a random moment of training":
+                time.sleep(rng.uniform(0.0, args.max_delay))
+            else:
+                aimed = run_folder(folder, "checkpoints" if "checkpoint" in moment else "samples")
+                deadline = time.monotonic() + 20
+                while process.poll() is None and time.monotonic() < deadline:
+                    if any(TEMPORARY_PATTERN.match(e.name) for e in os.scandir(aimed)):
+                        break
+                    time.sleep(0.0005)
         if process.poll() is not None:
             _, err = process.communicate()
             failures.append(
@@ -223,7 +243,7 @@ def main() -> int:
             moments["before the run directory existed"] += 1
             survived += 1
             continue
-        moments["during start-up" if during_start else "during training"] += 1
+        moments[moment] += 1
         writes.update(interrupted_writes(run))
         problems = check_run(run)
         # The resume must start from the newest complete checkpoint that existed then.
