@@ -4,9 +4,10 @@
 
 A small digits run writes a sample grid, a metrics row and the loss plot every step and a
 checkpoint every other step. Kills land during start-up, at random moments of training, and
-aimed: as soon as a checkpoint's or a sample grid's temporary appears, mid-write. After every kill the harness opens every file of the run:
-config.yaml, fixed_noise.npy, metrics.csv (one complete row per step, in order), each PNG,
-each complete checkpoint (every tensor read). Then it resumes, and checks that the resume
+aimed: as soon as a checkpoint's or a sample grid's temporary appears, mid-write. After
+every kill the harness opens every file of the run: config.yaml, fixed_noise.npy,
+metrics.csv (one complete row per step, in order), each PNG, each complete checkpoint
+(every tensor read). Then it resumes, and checks that the resume
 started from the newest complete checkpoint. At the end the run is trained to its last step
 without a kill and compared, bit for bit, with a run that was never killed (both use
 train.deterministic). TensorBoard event files and train.log are append-only logs that their
