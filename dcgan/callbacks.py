@@ -134,6 +134,7 @@ class MetricsLog(StepCallback):
 
     def on_train_end(self, logs=None):
         self.log(self.model_step())
+        self._write()  # again: a forced second Ctrl-C may have cut the last write short
         if self.writer is not None:
             self.writer.flush()
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import keras
@@ -168,16 +172,18 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
                 config, run, gan, objects, noise, writer, segment_start, progress_stream
             )
             try:
-                gan.fit(
-                    dataset,
-                    epochs=1,
-                    steps_per_epoch=total - segment_start,
-                    shuffle=False,  # the dataset orders itself
-                    verbose=0,
-                    callbacks=side_effects,
-                )
+                with _stop_after_this_step(gan) as stop:
+                    gan.fit(
+                        dataset,
+                        epochs=1,
+                        steps_per_epoch=total - segment_start,
+                        shuffle=False,  # the dataset orders itself
+                        verbose=0,
+                        callbacks=side_effects,
+                    )
+                interrupted = stop.requested and int(gan.step.numpy()) < total
                 break
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-step
                 interrupted = True
                 # fit() skips on_train_end when interrupted: flush everything for the step.
                 for callback in side_effects:
@@ -192,6 +198,34 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if not interrupted:
         _write_final_artifacts(gan, run)
     return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
+
+
+class _StopRequest:
+    requested = False
+
+
+@contextmanager
+def _stop_after_this_step(gan: DCGAN) -> Iterator[_StopRequest]:
+    """Ctrl-C or SIGTERM during fit() asks Keras to stop after the current step, so every
+    callback ends through on_train_end with whole files, instead of a KeyboardInterrupt
+    landing in the middle of a write. A second Ctrl-C interrupts at once."""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers belong to the main thread
+        return
+
+    def request(signum, frame):
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.requested = True
+        gan.stop_training = True
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _side_effects(
