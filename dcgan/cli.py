@@ -425,13 +425,14 @@ def _summarise(result) -> None:
             f"  samples/         {len(grids)} grids of the fixed noise, "
             f"latest {_shown(grids[-1][1])}"
         )
-    for path, what in (
-        (run.progress_gif, "training progress as a GIF"),
-        (run.losses_plot, "loss curves"),
-        (run.metrics, "losses and D outputs per step"),
-        (run.generator, "the trained generator"),
+    # An interrupted run's generator.keras and progress.gif are from an earlier finish.
+    for path, what, current in (
+        (run.progress_gif, "training progress as a GIF", result.finished),
+        (run.losses_plot, "loss curves", True),
+        (run.metrics, "losses and D outputs per step", True),
+        (run.generator, "the trained generator", result.finished),
     ):
-        if path.exists():
+        if current and path.exists():
             lines.append(f"  {path.name:<16} {what}")
     from dcgan.rundir import latest_checkpoint
 

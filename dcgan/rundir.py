@@ -207,9 +207,10 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
             holder = os.read(fd, 200).decode("utf-8", "replace")
             os.close(fd)
             pid = _lock_holder(holder)
+            who = holder.strip() or "(unknown)"
             raise RunDirError(
-                f"{run.root}: is being trained by process {pid if pid else '(unknown)'} "
-                f"({holder.strip()}); stop it (kill {pid}) or wait for it to finish"
+                f"{run.root}: is being trained by process {who}; stop it"
+                f"{f' (kill {pid})' if pid else ''} or wait for it to finish"
             ) from None
         # The holder may have finished and unlinked the file between our open and flock:
         # then this lock guards nothing, and the next round opens the new file.
