@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,7 @@ def checkpoint_tensors(folder: Path) -> dict[str, np.ndarray]:
 
 
 def train(runner, *args: str):
-    result = runner.invoke(main, ["train", *args])
-    return result
+    return runner.invoke(main, ["train", *args])
 
 
 def exact_config(tmp_path: Path, name: str) -> Path:
@@ -56,8 +56,6 @@ def test_resumed_runs_match_an_unbroken_run_bit_for_bit(runner, tmp_path):
     result = train(runner, "--config", str(tmp_path / "killed.yaml"), "--set", "train.steps=5")
     assert result.exit_code == 0, result.output
     straight, stopped, killed = run_dirs(tmp_path)
-    import shutil
-
     shutil.rmtree(killed / "checkpoints" / "step-0000005")
     (killed / "generator.keras").unlink()
     assert metric_steps(killed) == [2, 4, 5]
