@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from dcgan.errors import OutputError, RunDirError
@@ -45,6 +46,18 @@ def restore_checkpoint(objects: dict, path: Path, partial: bool = False) -> None
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "
             f"file?): {_first_line(str(exc))[:200]}"
         ) from None
+
+
+def checkpoint_values(path: Path) -> dict[str, np.ndarray]:
+    """Every value a checkpoint folder holds, by its name in the checkpoint: weights, Adam
+    slots, the step, the random states, the running averages."""
+    prefix = str(path / PREFIX)
+    reader = tf.train.load_checkpoint(prefix)
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(prefix)
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def _tf_reason(message: str) -> str:

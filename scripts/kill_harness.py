@@ -87,18 +87,6 @@ def train_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "dcgan", "train", *args]
 
 
-def checkpoint_tensors(folder: Path) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    prefix = str(folder / "ckpt")
-    reader = tf.train.load_checkpoint(prefix)
-    return {
-        name: reader.get_tensor(name)
-        for name, _ in tf.train.list_variables(prefix)
-        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
-    }
-
-
 def interrupted_writes(run: RunDir) -> list[str]:
     """What the killed process was writing: the kinds of its leftover temporaries."""
     kinds = []
@@ -116,6 +104,8 @@ def interrupted_writes(run: RunDir) -> list[str]:
 def check_run(run: RunDir) -> list[str]:
     """Every problem found in the run's files; an empty list for a sound run."""
     from PIL import Image
+
+    from dcgan.checkpoints import checkpoint_values  # after import_tensorflow()
 
     problems = []
     if not run.root.is_dir():
@@ -147,7 +137,7 @@ def check_run(run: RunDir) -> list[str]:
             problems.append(f"{png.name}: {exc}")
     for step, folder in list_checkpoints(run.checkpoints):
         try:
-            tensors = checkpoint_tensors(folder)
+            tensors = checkpoint_values(folder)
             assert int(tensors["step/.ATTRIBUTES/VARIABLE_VALUE"]) == step
         except Exception as exc:
             problems.append(f"checkpoint {folder.name}: {exc}")
@@ -270,8 +260,10 @@ def main() -> int:
         elif last is None or last[0] != args.steps or steps[-1:] != [args.steps]:
             problems.append(f"final step {last[0] if last else None}, expected {args.steps}")
         else:
-            mine = checkpoint_tensors(last[1])
-            reference = checkpoint_tensors(latest_checkpoint(reference_run.checkpoints)[1])
+            from dcgan.checkpoints import checkpoint_values
+
+            mine = checkpoint_values(last[1])
+            reference = checkpoint_values(latest_checkpoint(reference_run.checkpoints)[1])
             differ = [n for n in reference if not np.array_equal(mine.get(n), reference[n])]
             if differ:
                 problems.append(f"final weights differ from the unbroken run: {differ[:3]}")

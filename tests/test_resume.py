@@ -14,18 +14,11 @@ from conftest import checkpoint_steps, metric_steps, run_dirs, snapshot, tiny_co
 
 from dcgan.cli import main
 from dcgan.rundir import read_metrics
+from dcgan.runtime import import_tensorflow
 
+import_tensorflow()
 
-def checkpoint_tensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every value a checkpoint holds: weights, Adam slots, step, random states, metrics."""
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(str(folder / "ckpt"))
-    return {
-        name: reader.get_tensor(name)
-        for name, _ in tf.train.list_variables(str(folder / "ckpt"))
-        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
-    }
+from dcgan.checkpoints import checkpoint_values  # noqa: E402
 
 
 def train(runner, *args: str):
@@ -63,10 +56,10 @@ def test_resumed_runs_match_an_unbroken_run_bit_for_bit(runner, tmp_path):
         result = train(runner, "--resume", str(run), "--set", "train.steps=7")
         assert result.exit_code == 0, result.output
 
-    reference = checkpoint_tensors(straight / "checkpoints" / "step-0000007")
+    reference = checkpoint_values(straight / "checkpoints" / "step-0000007")
     assert any("dropout" in name or "random_states" in name for name in reference)
     for run in (stopped, killed):
-        resumed = checkpoint_tensors(run / "checkpoints" / "step-0000007")
+        resumed = checkpoint_values(run / "checkpoints" / "step-0000007")
         assert resumed.keys() == reference.keys()
         for name, value in reference.items():
             np.testing.assert_array_equal(resumed[name], value, err_msg=f"{run.name}: {name}")
@@ -84,8 +77,8 @@ def test_a_checkpoint_one_step_earlier_differs(runner, tmp_path):
     exact_config(tmp_path, "straight")
     assert train(runner, "--config", str(tmp_path / "straight.yaml")).exit_code == 0
     (run,) = run_dirs(tmp_path)
-    six = checkpoint_tensors(run / "checkpoints" / "step-0000006")
-    seven = checkpoint_tensors(run / "checkpoints" / "step-0000007")
+    six = checkpoint_values(run / "checkpoints" / "step-0000006")
+    seven = checkpoint_values(run / "checkpoints" / "step-0000007")
     changed = [name for name in six if not np.array_equal(six[name], seven[name])]
     assert any("generator" in name for name in changed)
     assert any("noise_state" in name for name in changed)
@@ -143,7 +136,7 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(runne
     config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 4}))
     assert train(runner, "--config", str(config_path)).exit_code == 0
     (run,) = run_dirs(tmp_path)
-    good = checkpoint_tensors(run / "checkpoints" / "step-0000004")
+    good = checkpoint_values(run / "checkpoints" / "step-0000004")
 
     result = train(
         runner,
@@ -161,7 +154,7 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(runne
     assert "the last good checkpoint is step-0000004" in result.output
     assert "Traceback" not in result.output
     assert checkpoint_steps(run) == [4]
-    after = checkpoint_tensors(run / "checkpoints" / "step-0000004")
+    after = checkpoint_values(run / "checkpoints" / "step-0000004")
     assert all(np.array_equal(after[name], good[name]) for name in good)
     assert "training diverged at step 5" in (run / "train.log").read_text()
     assert max(metric_steps(run)) == 4  # no row from a diverged step
@@ -184,7 +177,7 @@ def test_rollback_reloads_the_last_good_checkpoint_with_lower_rates(runner, tmp_
     log = (run / "train.log").read_text()
     assert "rolled back to step-0000000 with the learning rates times 1e-30" in log
     assert "rollback 1 of 3" in log
-    final = checkpoint_tensors(run / "checkpoints" / "step-0000008")
+    final = checkpoint_values(run / "checkpoints" / "step-0000008")
     assert all(np.isfinite(v).all() for v in final.values() if v.dtype.kind == "f")
     lr = [v for name, v in final.items() if "g_optimizer/_learning_rate" in name]
     np.testing.assert_allclose(lr, [1e-2], rtol=1e-6)
@@ -193,7 +186,7 @@ def test_rollback_reloads_the_last_good_checkpoint_with_lower_rates(runner, tmp_
     # The lowered rates survive a resume; the configured ones stay in config.yaml.
     result = train(runner, "--resume", str(run), "--set", "train.steps=10")
     assert result.exit_code == 0, result.output
-    resumed = checkpoint_tensors(run / "checkpoints" / "step-0000010")
+    resumed = checkpoint_values(run / "checkpoints" / "step-0000010")
     lr = [v for name, v in resumed.items() if "d_optimizer/_learning_rate" in name]
     np.testing.assert_allclose(lr, [1e-2], rtol=1e-6)
     assert metric_steps(run) == [2, 4, 6, 8, 10]
