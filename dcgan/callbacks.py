@@ -62,6 +62,10 @@ class SampleGrids(StepCallback):
                 tf.summary.image("samples", grid[None], step=step)
         self.last_written = step
 
+    def on_train_begin(self, logs=None):
+        if self.start_step == 0:
+            self.write(0)  # the untrained generator: the first frame of progress.gif
+
     def on_train_batch_end(self, batch, logs=None):
         step = self.global_step(batch)
         if step % self.every == 0:

@@ -80,15 +80,16 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
         if stale_holder is not None:
             log.warning("took over the lock of process %d, no longer running", stale_holder)
         try:
-            try:
-                return _train(config, run, progress_stream)
-            except OSError as exc:  # file work outside imaging's atomic helpers
-                where = exc.filename or run.root
-                raise OutputError(f"{where}: {exc.strerror or exc}") from None
-        except OutputError as exc:
+            return _train(config, run, progress_stream)
+        except (OutputError, OSError) as exc:  # OSError: file work outside imaging's helpers
+            problem = (
+                f"{exc.filename or run.root}: {exc.strerror or exc}"
+                if isinstance(exc, OSError)
+                else str(exc)
+            )
             latest = rundir.latest_checkpoint(run.checkpoints)
             kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
-            error = OutputError(f"{exc}; {kept}")
+            error = OutputError(f"{problem}; {kept}")
             _log_to_file(file_log, error)
             raise error from None
         except TrainingDiverged as exc:
@@ -151,15 +152,9 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         ", deterministic ops" if config.train.deterministic else "",
     )
     writer = tf.summary.create_file_writer(str(run.tensorboard))
-    if start_step == 0:
-        # The untrained generator: the first frame of progress.gif
-        first_grid = callbacks.SampleGrids(run, noise, config.output.sample_every, 0, writer)
-        first_grid.set_model(gan)
-        first_grid.write(0)
-        if config.train.on_nan == "rollback":
-            checkpoints.save_checkpoint(
-                objects, run.checkpoints, 0, config.output.keep_checkpoints
-            )  # somewhere to roll back to before the first interval
+    if start_step == 0 and config.train.on_nan == "rollback":
+        # Somewhere to roll back to before the first interval.
+        checkpoints.save_checkpoint(objects, run.checkpoints, 0, config.output.keep_checkpoints)
     segment_start, interrupted = start_step, False
     try:
         while True:
