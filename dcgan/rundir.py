@@ -183,6 +183,11 @@ class RunSummary:
     state: str  # finished | stopped | running
 
 
+def _lock_text(fd: int) -> str:
+    """What train.lock says: "PID on HOST since TIME" (empty for a new file)."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace")
+
+
 def _lock_holder(text: str) -> int | None:
     first = text.split(maxsplit=1)[0] if text.strip() else ""
     return int(first) if first.isdigit() else None
@@ -204,7 +209,7 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace")
+            holder = _lock_text(fd)
             os.close(fd)
             pid = _lock_holder(holder)
             who = holder.strip() or "(unknown)"
@@ -221,7 +226,7 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
             pass
         os.close(fd)
     try:
-        previous = _lock_holder(os.read(fd, 200).decode("utf-8", "replace"))
+        previous = _lock_holder(_lock_text(fd))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
         yield previous if previous != os.getpid() else None
@@ -239,7 +244,7 @@ def training_pid(run: RunDir) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _lock_holder(os.read(fd, 200).decode("utf-8", "replace")) or -1
+        return _lock_holder(_lock_text(fd)) or -1
     finally:
         os.close(fd)  # also drops our shared lock, if we got it
     return None
