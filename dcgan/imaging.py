@@ -57,6 +57,7 @@ def atomic_path(path: Path) -> Iterator[str]:
     permission) leaves path as it was and is an OutputError naming path."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # ".name.*.tmp*": rundir.TEMPORARY_PATTERN finds what a killed writer left.
         fd, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
         )
@@ -81,6 +82,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     filled it: a folder under path's name is always complete."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # ".name.tmp*": rundir.TEMPORARY_PATTERN finds what a killed writer left.
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
     except OSError as exc:
         raise _output_error(path, exc) from None
