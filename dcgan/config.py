@@ -69,6 +69,14 @@ class TrainConfig(_Section):
     on_nan: Literal["stop", "rollback"] = "stop"
     rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # rates times this per rollback
     max_rollbacks: int = Field(3, ge=1)
+    # auto: chosen for the device at start-up, and the run log says what and why
+    # (dcgan/execution.py). The weights are float32 in every precision, so a run can
+    # resume under another one.
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    xla: Literal["auto"] | bool = "auto"
+    # auto: MirroredStrategy over several local GPUs, MultiWorkerMirroredStrategy when
+    # TF_CONFIG describes a cluster, one device otherwise. batch_size is the global batch.
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
 
 
 class OutputConfig(_Section):

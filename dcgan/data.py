@@ -13,7 +13,7 @@ import tensorflow as tf
 
 
 def make_dataset(
-    images: np.ndarray, batch_size: int, seed: int, start_step: int = 0
+    images: np.ndarray | tf.Variable, batch_size: int, seed: int, start_step: int = 0
 ) -> tf.data.Dataset:
     """The batches for steps start_step + 1, start_step + 2, ...: gather, scale, prefetch.
 
@@ -22,11 +22,9 @@ def make_dataset(
     gather and the scaling run on whole batches, so they cost a few ops per step, not per
     image.
     """
-    count = len(images)
+    pixels = images if isinstance(images, tf.Variable) else pixel_store(images)
+    count = int(pixels.shape[0])
     first_epoch, offset = divmod(start_step * batch_size, count)
-    # A variable, not a captured tensor: tf.data would copy a captured 1 GB tensor again.
-    with tf.device("/CPU:0"):
-        pixels = tf.Variable(images, trainable=False, name="training_images")
 
     def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
         key = tf.stack([tf.constant(seed, tf.int64), epoch])
@@ -41,3 +39,39 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def pixel_store(images: np.ndarray) -> tf.Variable:
+    """The images in a CPU variable: tf.data would copy a captured 1 GB tensor again."""
+    with tf.device("/CPU:0"):
+        return tf.Variable(images, trainable=False, name="training_images")
+
+
+def make_distributed_dataset(
+    images: np.ndarray,
+    batch_size: int,
+    seed: int,
+    start_step: int,
+    strategy: tf.distribute.Strategy,
+):
+    """make_dataset's global batches split across the strategy's replicas: each worker
+    builds the same stream and keeps its own rows of every batch, one slice per local
+    replica, so that the replicas together train on exactly the single-device batch."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return make_dataset(images, batch_size, seed, start_step)
+    pixels = pixel_store(images)  # outside the strategy's scope: one copy, not one per replica
+
+    def for_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        first = context.input_pipeline_id * local * per_replica
+        shape = [local, per_replica, *images.shape[1:]]
+        return (
+            make_dataset(pixels, batch_size, seed, start_step)
+            .map(lambda batch: tf.reshape(batch[first : first + local * per_replica], shape))
+            .unbatch()  # consecutive elements go to the worker's replicas in turn
+        )
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return strategy.distribute_datasets_from_function(for_worker, options)

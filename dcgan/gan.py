@@ -16,8 +16,10 @@ def bce_with_logits(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
 class DCGAN(keras.Model):
     """D(G(z)): one train_step makes a D update on real and fake images, then a G update.
 
-    The noise for every step comes from a SeedGenerator whose state is a variable, so a
-    checkpoint restores the noise stream along with the weights and the step counter.
+    The latents of a step are a pure function of (seed, step), so a checkpoint's step
+    counter is all a resume needs to continue the noise stream, and every replica of a
+    distributed run draws the same global batch of latents and takes its own slice: a
+    mirrored run sees exactly the latents of a single-device run.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int, **kwargs):
@@ -25,12 +27,14 @@ class DCGAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.input_shape[-1])
-        self.noise = keras.random.SeedGenerator(seed, name="noise")
-        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self.seed = seed
+        # Written by the first replica only: every replica computes the same values.
+        counter = {"trainable": False, "aggregation": "only_first_replica"}
+        self.step = keras.Variable(0, dtype="int64", name="step", **counter)
         # Divergence rollbacks so far and the factor they left on the configured learning
         # rates: saved in checkpoints so that a resumed run keeps its lowered rates.
-        self.rollbacks = keras.Variable(0, dtype="int64", trainable=False, name="rollbacks")
-        self.lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="lr_scale")
+        self.rollbacks = keras.Variable(0, dtype="int64", name="rollbacks", **counter)
+        self.lr_scale = keras.Variable(1.0, dtype="float32", name="lr_scale", **counter)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
@@ -61,26 +65,35 @@ class DCGAN(keras.Model):
         return self.generator(z, training=training)
 
     def _latents(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.noise)
+        """This replica's slice of the step's global batch of latents."""
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
+        replica = context.replica_id_in_sync_group if context else 0
+        key = tf.stack([tf.constant(self.seed, tf.int64), self.step.value])
+        every = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=key)
+        return every[replica * batch_size : (replica + 1) * batch_size]
 
     def train_step(self, real_images):
         batch_size = tf.shape(real_images)[0]
-
-        with tf.GradientTape() as tape:
-            fake_images = self.generator(self._latents(batch_size), training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
-            d_loss = bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits)
         d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
-
-        with tf.GradientTape() as tape:
-            fake_logits_for_g = self.discriminator(
-                self.generator(self._latents(batch_size), training=True), training=True
-            )
-            g_loss = bce_with_logits(1.0, fake_logits_for_g)
         g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+
+        # One batch of fakes serves both updates (as in PyTorch's DCGAN example): G's
+        # forward pass is kept on g_tape while D steps on a detached copy of it.
+        with tf.GradientTape() as g_tape:
+            fake_images = self.generator(self._latents(batch_size), training=True)
+            with g_tape.stop_recording(), tf.GradientTape() as d_tape:
+                real_logits = self.discriminator(real_images, training=True)
+                fake_logits = self.discriminator(tf.stop_gradient(fake_images), training=True)
+                d_loss = bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits)
+                scaled_d_loss = _scaled(self.d_optimizer, d_loss)
+            with g_tape.stop_recording():
+                self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
+            # The updated D judges the same fakes for G's step.
+            fake_logits_for_g = self.discriminator(fake_images, training=True)
+            g_loss = bce_with_logits(1.0, fake_logits_for_g)
+            scaled_g_loss = _scaled(self.g_optimizer, g_loss)
+        self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
 
         self.step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
@@ -88,6 +101,23 @@ class DCGAN(keras.Model):
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+
+def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+    """The loss to differentiate: divided by the replicas, because the optimizer sums their
+    gradients, and times the loss scale under float16 (apply() divides that out again)."""
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        loss = loss / context.num_replicas_in_sync
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The Adam inside a LossScaleOptimizer: checkpoints hold it alone, so that a run can
+    resume under another precision."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def make_gan(
@@ -99,12 +129,23 @@ def make_gan(
     d_lr: float,
     beta1: float,
     beta2: float,
+    loss_scaling: bool = False,
+    jit_compile: bool = False,
 ) -> DCGAN:
+    """loss_scaling: wrap both Adams in a LossScaleOptimizer (float16 needs it: small
+    gradients underflow); jit_compile: XLA for the training step."""
+
+    def adam(lr: float, name: str) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(lr, beta_1=beta1, beta_2=beta2, name=name)
+        if loss_scaling:
+            return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+        return optimizer
+
     gan = DCGAN(generator, discriminator, seed=seed)
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, name="d_adam"),
-        g_optimizer=keras.optimizers.Adam(g_lr, beta_1=beta1, beta_2=beta2, name="g_adam"),
-        jit_compile=False,  # XLA is slower for these convolutions on CPU
+        d_optimizer=adam(d_lr, "d_adam"),
+        g_optimizer=adam(g_lr, "g_adam"),
+        jit_compile=jit_compile,
     )
     return gan
 
@@ -124,14 +165,14 @@ def random_states(model: keras.Model) -> list:
 
 def checkpoint_objects(gan: DCGAN) -> dict:
     """Everything a resume needs to continue as if never stopped, for tf.train.Checkpoint:
-    weights, both Adam states, the step, every random stream, and the running averages
+    weights, both Adam states, the step (which keys the latents), dropout's random streams,
+    and the running averages
     that the next metrics row will report."""
     return {
         "generator": gan.generator,
         "discriminator": gan.discriminator,
-        "g_optimizer": gan.g_optimizer,
-        "d_optimizer": gan.d_optimizer,
-        "noise_state": gan.noise.state.value,
+        "g_optimizer": inner_optimizer(gan.g_optimizer),
+        "d_optimizer": inner_optimizer(gan.d_optimizer),
         "step": gan.step.value,
         "rollbacks": gan.rollbacks.value,
         "lr_scale": gan.lr_scale.value,

@@ -75,10 +75,10 @@ def _from_run(run: RunDir) -> LoadedGenerator:
 
 
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
-    from dcgan.models import build_generator
+    from dcgan.models import inference_generator
 
     config = _run_config(run)
-    generator = build_generator(config)
+    generator = inference_generator(config)
     checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
     return LoadedGenerator(generator, str(path), run)
 

@@ -9,22 +9,46 @@ arch 'tutorial' is the TensorFlow MNIST notebook's pair of networks, layer for l
 
 from __future__ import annotations
 
+import functools
+
 import keras
+import tensorflow as tf
 from keras import layers
 
 from dcgan.config import Config, base_and_depth
 
 
-def build_generator(config: Config) -> keras.Model:
+def build_generator(config: Config, sync_norm: bool = False) -> keras.Model:
+    """G for training. sync_norm: BatchNorm moments over the global batch of all replicas,
+    so that a distributed run normalises as a single device with the same batch would."""
+    batch_norm = functools.partial(FusedBatchNormalization, synchronized=sync_norm)
     if config.model.arch == "tutorial":
-        return _tutorial_generator(config)
-    return _dcgan_generator(config)
+        return _tutorial_generator(config, batch_norm)
+    return _dcgan_generator(config, batch_norm)
 
 
-def build_discriminator(config: Config) -> keras.Model:
+def build_discriminator(config: Config, sync_norm: bool = False) -> keras.Model:
+    batch_norm = functools.partial(FusedBatchNormalization, synchronized=sync_norm)
     if config.model.arch == "tutorial":
         return _tutorial_discriminator(config)
-    return _dcgan_discriminator(config)
+    return _dcgan_discriminator(config, batch_norm)
+
+
+def inference_generator(config: Config, weights_from: keras.Model | None = None) -> keras.Model:
+    """G in float32 and in Keras' own layers, whatever the training precision: what
+    generator.keras and exports hold (loadable without dcgan) and what sampling runs."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        if config.model.arch == "tutorial":
+            generator = _tutorial_generator(config, layers.BatchNormalization)
+        else:
+            generator = _dcgan_generator(config, layers.BatchNormalization)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    if weights_from is not None:
+        generator.set_weights(weights_from.get_weights())
+    return generator
 
 
 def _kernel_init(config: Config):
@@ -33,14 +57,43 @@ def _kernel_init(config: Config):
     return keras.initializers.RandomNormal(0.0, config.model.init_std)
 
 
-def _norm(kind: str, config: Config, name: str) -> layers.Layer | None:
+@keras.saving.register_keras_serializable(package="dcgan")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras' BatchNormalization with the same weights and results, but training on image
+    tensors through TensorFlow's fused kernel: Keras computes the moments with separate ops
+    on a float32 copy of the activations, which costs about a tenth of a DCGAN step (more
+    under bfloat16). Everything else (inference, masks, other ranks, moments synchronised
+    across replicas) is Keras' own code."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or len(inputs.shape) != 4:
+            return super().call(inputs, training=training, mask=mask)
+        if self.axis != [3] or self.renorm or self.synchronized:
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
+        beta = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
+        )
+        # The kernel hands back the unbiased variance; Keras averages the biased one.
+        count = tf.cast(tf.size(inputs) // channels, "float32")
+        variance = variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
+        )
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def _norm(kind: str, config: Config, name: str, batch_norm) -> layers.Layer | None:
     if kind == "batch":
         gamma = (
             keras.initializers.RandomNormal(1.0, config.model.init_std)
             if config.model.init_std is not None
             else "ones"
         )
-        return layers.BatchNormalization(gamma_initializer=gamma, name=name)
+        return batch_norm(gamma_initializer=gamma, name=name)
     if kind == "layer":
         return layers.LayerNormalization(name=name)
     return None
@@ -51,7 +104,7 @@ def _widths(width: int, depth: int, max_width: int) -> list[int]:
     return [min(width * 2**i, max_width) for i in range(depth)]
 
 
-def _dcgan_generator(config: Config) -> keras.Model:
+def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
     model = config.model
     base, depth = base_and_depth(config.data.image_size, model.depth)
     widths = _widths(model.g_width, depth, model.max_width)[::-1]  # widest first
@@ -63,7 +116,7 @@ def _dcgan_generator(config: Config) -> keras.Model:
         base * base * widths[0], use_bias=use_bias, kernel_initializer=init, name="project"
     )(z)
     x = layers.Reshape((base, base, widths[0]), name="reshape")(x)
-    norm = _norm(model.g_norm, config, "project_norm")
+    norm = _norm(model.g_norm, config, "project_norm", batch_norm)
     x = norm(x) if norm else x
     x = layers.ReLU(name="project_relu")(x)
     for i, filters in enumerate(widths[1:], start=1):
@@ -76,7 +129,7 @@ def _dcgan_generator(config: Config) -> keras.Model:
             kernel_initializer=init,
             name=f"up{i}",
         )(x)
-        norm = _norm(model.g_norm, config, f"up{i}_norm")
+        norm = _norm(model.g_norm, config, f"up{i}_norm", batch_norm)
         x = norm(x) if norm else x
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = layers.Conv2DTranspose(
@@ -91,7 +144,7 @@ def _dcgan_generator(config: Config) -> keras.Model:
     return keras.Model(z, image, name="generator")
 
 
-def _dcgan_discriminator(config: Config) -> keras.Model:
+def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
     model = config.model
     size, channels = config.data.image_size, config.data.channels
     _, depth = base_and_depth(size, model.depth)
@@ -101,7 +154,7 @@ def _dcgan_discriminator(config: Config) -> keras.Model:
     image = keras.Input((size, size, channels), name="image")
     x = image
     for i, filters in enumerate(widths, start=1):
-        norm = _norm(model.d_norm, config, f"down{i}_norm") if i > 1 else None
+        norm = _norm(model.d_norm, config, f"down{i}_norm", batch_norm) if i > 1 else None
         x = layers.Conv2D(
             filters,
             4,
@@ -124,18 +177,18 @@ def _dcgan_discriminator(config: Config) -> keras.Model:
 TUTORIAL_SLOPE = 0.3
 
 
-def _tutorial_generator(config: Config) -> keras.Model:
+def _tutorial_generator(config: Config, batch_norm) -> keras.Model:
     base = config.data.image_size // 4
     z = keras.Input((config.model.latent_dim,), name="z")
     x = layers.Dense(base * base * 256, use_bias=False, name="project")(z)
-    x = layers.BatchNormalization(name="project_norm")(x)
+    x = batch_norm(name="project_norm")(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="project_lrelu")(x)
     x = layers.Reshape((base, base, 256), name="reshape")(x)
     x = layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False, name="up1")(x)
-    x = layers.BatchNormalization(name="up1_norm")(x)
+    x = batch_norm(name="up1_norm")(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="up1_lrelu")(x)
     x = layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False, name="up2")(x)
-    x = layers.BatchNormalization(name="up2_norm")(x)
+    x = batch_norm(name="up2_norm")(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="up2_lrelu")(x)
     x = layers.Conv2DTranspose(
         config.data.channels, 5, strides=2, padding="same", use_bias=False, name="up3"

@@ -16,10 +16,11 @@ import tensorflow as tf
 
 from dcgan import callbacks, checkpoints, imaging, rundir
 from dcgan.config import Config
-from dcgan.data import make_dataset
-from dcgan.errors import OutputError, TrainingDiverged
+from dcgan.data import make_distributed_dataset
+from dcgan.errors import ConfigError, OutputError, TrainingDiverged
+from dcgan.execution import Execution, plan
 from dcgan.gan import DCGAN, checkpoint_objects, make_gan, set_learning_rates
-from dcgan.models import build_discriminator, build_generator
+from dcgan.models import build_discriminator, build_generator, inference_generator
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
 
@@ -40,16 +41,23 @@ class TrainResult:
         return self.step >= self.total_steps
 
 
-def build_gan(config: Config) -> DCGAN:
-    return make_gan(
-        build_generator(config),
-        build_discriminator(config),
-        seed=config.seed,
-        g_lr=config.train.g_lr,
-        d_lr=config.train.d_lr,
-        beta1=config.train.beta1,
-        beta2=config.train.beta2,
-    )
+def build_gan(config: Config, execution: Execution | None = None) -> DCGAN:
+    """The models and optimizers in the execution's strategy and precision (set by
+    execution.plan); without one, on one device in Keras' current policy."""
+    strategy = execution.strategy if execution else tf.distribute.get_strategy()
+    distributed = strategy.num_replicas_in_sync > 1
+    with strategy.scope():
+        return make_gan(
+            build_generator(config, sync_norm=distributed),
+            build_discriminator(config, sync_norm=distributed),
+            seed=config.seed,
+            g_lr=config.train.g_lr,
+            d_lr=config.train.d_lr,
+            beta1=config.train.beta1,
+            beta2=config.train.beta2,
+            loss_scaling=bool(execution and execution.loss_scaling),
+            jit_compile=bool(execution and execution.xla),
+        )
 
 
 def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
@@ -107,13 +115,19 @@ def _log_to_file(handler: logging.Handler, error: Exception) -> None:
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
+    execution = plan(config.train, run.config)
+    if config.train.batch_size % execution.replicas:
+        raise ConfigError(
+            f"{run.config}: train.batch_size {config.train.batch_size} cannot be split "
+            f"evenly across {execution.replicas} replicas: use a multiple of {execution.replicas}"
+        )
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     if removed := rundir.remove_stale_temporaries(run):
         log.info("removed %d half-written file(s) left by a process that was killed", removed)
 
-    gan = build_gan(config)
+    gan = build_gan(config, execution)
     objects = checkpoint_objects(gan)
     latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
@@ -131,7 +145,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
             start_step,
             total,
         )
-        _write_final_artifacts(gan, run)
+        _write_final_artifacts(gan, run, config)
         return TrainResult(run, start_step, start_step, total, 0.0, interrupted=False)
 
     images = load_images(config.data)
@@ -151,6 +165,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         config.train.batch_size,
         ", deterministic ops" if config.train.deterministic else "",
     )
+    log.info("execution: %s", execution.describe())
     writer = tf.summary.create_file_writer(str(run.tensorboard))
     if start_step == 0 and config.train.on_nan == "rollback":
         # Somewhere to roll back to before the first interval.
@@ -160,8 +175,8 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         while True:
             # The data order is a function of the step, so each segment (the whole run,
             # or the part after a rollback) asks for the batches from its first step on.
-            dataset = make_dataset(
-                images, config.train.batch_size, config.seed, start_step=segment_start
+            dataset = make_distributed_dataset(
+                images, config.train.batch_size, config.seed, segment_start, execution.strategy
             )
             side_effects = _side_effects(
                 config, run, gan, objects, noise, writer, segment_start, progress_stream
@@ -191,7 +206,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
 
     step = int(gan.step.numpy())
     if not interrupted:
-        _write_final_artifacts(gan, run)
+        _write_final_artifacts(gan, run, config)
     return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
 
 
@@ -300,7 +315,7 @@ def _roll_back(
     return latest[0]
 
 
-def _write_final_artifacts(gan: DCGAN, run: RunDir) -> None:
+def _write_final_artifacts(gan: DCGAN, run: RunDir, config: Config) -> None:
     with imaging.atomic_path(run.generator) as tmp:
-        gan.generator.save(tmp)
+        inference_generator(config, gan.generator).save(tmp)
     imaging.write_progress_gif(run.sample_grids(), run.progress_gif)

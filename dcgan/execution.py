@@ -1,0 +1,142 @@
+"""How a run uses the hardware it gets: the precision policy, XLA and the tf.distribute
+strategy. Settings of 'auto' are resolved here, each with the reason the run log gives.
+
+The rules come from scripts/bench.py on the machines we could measure: bfloat16 where the
+CPU has bf16 instructions (1.4-1.5x faster DCGAN steps on AVX512-BF16, more with AMX),
+float16 with loss scaling on GPUs with tensor cores, float32 elsewhere; XLA on GPUs only
+(on CPU it made the step about a third slower in both precisions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from dcgan.config import TrainConfig
+from dcgan.errors import ConfigError
+
+KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@dataclass(frozen=True)
+class Execution:
+    precision: str  # float32 | bfloat16 | float16 (the compute dtype; weights stay float32)
+    xla: bool
+    strategy: tf.distribute.Strategy
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def loss_scaling(self) -> bool:
+        return self.precision == "float16"
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run: always, except on the other workers of a
+        multi-worker cluster."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if resolver is None or not resolver.cluster_spec().as_dict():
+            return True
+        task_type, task_id = resolver.task_type, resolver.task_id
+        return task_type == "chief" or (
+            task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+        )
+
+    def describe(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def plan(train: TrainConfig, source: Path | str = "the config") -> Execution:
+    """Resolve train.precision, train.xla and train.strategy for this machine, create the
+    strategy (first: MultiWorkerMirroredStrategy must exist before any other TF work) and
+    set Keras' global dtype policy, which the models pick up when they are built."""
+    strategy, strategy_reason = _strategy(train.strategy, source)
+    gpus = tf.config.list_physical_devices("GPU")
+    precision, precision_reason = _precision(train.precision, gpus)
+    xla, xla_reason = _xla(train.xla, gpus)
+    keras.mixed_precision.set_global_policy(KERAS_POLICY[precision])
+    return Execution(precision, xla, strategy, [precision_reason, xla_reason, strategy_reason])
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of the first CPU (Linux); empty where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _precision(setting: str, gpus: list) -> tuple[str, str]:
+    if setting != "auto":
+        return setting, f"precision {setting} (set in the config)"
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        capability = details.get("compute_capability", (0, 0))
+        name = details.get("device_name", "GPU")
+        if tuple(capability) >= (7, 0):
+            return "float16", (
+                f"precision auto: float16 with loss scaling ({name} has tensor cores, "
+                f"compute capability {capability[0]}.{capability[1]})"
+            )
+        return "float32", f"precision auto: float32 ({name} has no tensor cores)"
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "bfloat16", "precision auto: bfloat16 (the CPU has AMX bf16 units)"
+    if "avx512_bf16" in flags:
+        return "bfloat16", "precision auto: bfloat16 (the CPU has AVX512-BF16 instructions)"
+    return "float32", "precision auto: float32 (the CPU has no bfloat16 instructions)"
+
+
+def _xla(setting: bool | str, gpus: list) -> tuple[bool, str]:
+    if setting != "auto":
+        return bool(setting), f"XLA {'on' if setting else 'off'} (set in the config)"
+    if gpus:
+        return True, "XLA auto: on (a GPU: XLA fuses the normalisation and activation ops)"
+    return False, "XLA auto: off (on CPU it makes the step slower)"
+
+
+def cluster_from_env() -> dict | None:
+    """TF_CONFIG's cluster when it names more than one task, else None."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        cluster = json.loads(text).get("cluster", {})
+    except (ValueError, AttributeError):
+        raise ConfigError("TF_CONFIG: is not a JSON object with a 'cluster' key") from None
+    tasks = sum(len(addresses) for addresses in cluster.values())
+    return cluster if tasks > 1 else None
+
+
+def _strategy(setting: str, source) -> tuple[tf.distribute.Strategy, str]:
+    cluster = cluster_from_env()
+    if setting == "multi_worker" or (setting == "auto" and cluster):
+        if not cluster:
+            raise ConfigError(
+                f"{source}: train.strategy: multi_worker needs TF_CONFIG to describe a "
+                "cluster of two or more tasks (see README, 'Several hosts')"
+            )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        workers = sum(len(addresses) for addresses in cluster.values())
+        return strategy, (
+            f"strategy: multi-worker mirrored over {workers} workers, "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    gpus = tf.config.list_logical_devices("GPU")
+    if setting == "mirrored" or (setting == "auto" and len(gpus) > 1):
+        # Without GPUs, every logical CPU device (a CPU split for testing, say).
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy, f"strategy: mirrored over {len(devices)} devices"
+    return tf.distribute.get_strategy(), "strategy: one device"
