@@ -102,7 +102,18 @@ def train(
         return
 
     import_tensorflow()
+    from dcgan.execution import writes_the_run
     from dcgan.train import train as train_run
+
+    if not writes_the_run(config.train):
+        # Another worker of a cluster: trains in step with the chief, keeps nothing.
+        with rundir.worker_scratch(run) as scratch:
+            try:
+                result = train_run(config, scratch)
+            except DcganError as exc:
+                raise InputError.of(exc) from None
+        click.echo(f"worker finished at step {result.step}; the chief wrote the run")
+        return
 
     new_run = run is None
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is handled like Ctrl-C

@@ -38,18 +38,6 @@ class Execution:
     def loss_scaling(self) -> bool:
         return self.precision == "float16"
 
-    @property
-    def is_chief(self) -> bool:
-        """Whether this process writes the run: always, except on the other workers of a
-        multi-worker cluster."""
-        resolver = getattr(self.strategy, "cluster_resolver", None)
-        if resolver is None or not resolver.cluster_spec().as_dict():
-            return True
-        task_type, task_id = resolver.task_type, resolver.task_id
-        return task_type == "chief" or (
-            task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
-        )
-
     def describe(self) -> str:
         return "; ".join(self.reasons)
 
@@ -104,6 +92,21 @@ def _xla(setting: bool | str, gpus: list) -> tuple[bool, str]:
     if gpus:
         return True, "XLA auto: on (a GPU: XLA fuses the normalisation and activation ops)"
     return False, "XLA auto: off (on CPU it makes the step slower)"
+
+
+def writes_the_run(train: TrainConfig) -> bool:
+    """Whether this process writes the run directory: every process but the non-chief
+    workers of a multi-worker cluster, which train in a scratch folder instead."""
+    if train.strategy in ("default", "mirrored") or not cluster_from_env():
+        return True
+    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+    if task.get("type") == "chief":
+        return True
+    return (
+        task.get("type") == "worker"
+        and task.get("index") == 0
+        and "chief" not in (cluster_from_env() or {})
+    )
 
 
 def cluster_from_env() -> dict | None:

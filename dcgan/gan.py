@@ -39,6 +39,9 @@ class DCGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # G and D are built; so is this model, whose call() takes latents, not the images
+        # fit() would otherwise trace it with under a distribution strategy.
+        self.built = True
 
     def compile(
         self,
@@ -100,7 +103,12 @@ class DCGAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages a multi-worker step's outputs along axis 0, which a scalar
+            # lacks (keras/src/backend/tensorflow/trainer.py, reduce_per_replica).
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
 
 def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:

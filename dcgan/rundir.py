@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,6 +157,26 @@ def discard_unstarted_run(run: RunDir) -> None:
     does not leave a numbered folder behind. A run with a checkpoint is never touched."""
     if not run.checkpoints.exists():
         shutil.rmtree(run.root, ignore_errors=True)
+
+
+@contextmanager
+def worker_scratch(source: RunDir | None) -> Iterator[RunDir]:
+    """A throw-away run folder for a non-chief worker of a multi-worker cluster: it trains
+    in lock-step with the chief (checkpoint saves and metric reads are collective), but only
+    the chief's files are kept. Resuming, it starts from a copy of source's newest
+    checkpoint, as the chief does."""
+    root = Path(tempfile.mkdtemp(prefix="dcgan-worker-"))
+    try:
+        scratch = RunDir(root)
+        if source is not None:
+            latest = latest_checkpoint(source.checkpoints)
+            if latest is not None:
+                shutil.copytree(latest[1], scratch.checkpoints / latest[1].name)
+            if source.fixed_noise.is_file():
+                shutil.copy2(source.fixed_noise, scratch.fixed_noise)
+        yield scratch
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def open_run_dir(path: Path) -> RunDir:

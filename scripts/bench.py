@@ -1,0 +1,473 @@
+"""How fast dcgan trains, generates and starts, on this machine: the README's table.
+
+    .venv/bin/python scripts/bench.py [--rounds 5] [--sections steps,e2e,pipeline,sample,cli]
+
+Everything runs in one process, and the variants of a measurement alternate round by
+round, so that a slow spell of the machine hits all of them alike: compare the ratios
+within one table, not figures from two runs (they differ by up to 20% between processes).
+Each rate is the median over the rounds, with the spread (lowest-highest) beside it.
+
+Rows:
+- steps: a reference training step written the plain way (the TensorFlow tutorial's two
+  GradientTapes, float32, Keras' own BatchNorm) against the project's step in float32 and
+  in what train.precision/xla: auto picks here, and with XLA, for the tutorial model at 28
+  and dcgan at 32, 64 and 128 (batch 64, one fixed batch: the step alone).
+- e2e: `dcgan train` on the digits config with its default callbacks (progress, metrics
+  every 50 steps, sample grid and loss plot every 500, checkpoint every 1000), timed from
+  the end of its first step, against its own bare step.
+- pipeline: decoding a folder of JPEGs, and the tf.data pipeline alone at 64x64x3,
+  against what the dcgan-64 step consumes.
+- sample: `dcgan sample` (generate and write PNGs); cli: `dcgan --help` and a config error,
+  each as a fresh process.
+
+FLOPs are counted from the layers' shapes: a forward pass is 2 x multiply-adds, a backward
+pass twice its forward (gradients of inputs and of weights). Per training image the
+reference costs 3G + 7D (G forward and back; D forward and back on the real and the fake
+batch; a second pass back through D for G's loss), the project's step 3G + 8D (the updated
+D judges the fakes again). % of peak divides by a large matrix product measured here in the
+precision the row runs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dcgan.runtime import import_tensorflow
+
+tf = import_tensorflow()
+import keras  # noqa: E402
+
+from dcgan import train as train_module  # noqa: E402
+from dcgan.config import Config  # noqa: E402
+from dcgan.data import make_dataset  # noqa: E402
+from dcgan.execution import plan  # noqa: E402
+from dcgan.gan import make_gan  # noqa: E402
+from dcgan.generate import load_generator, write_samples  # noqa: E402
+from dcgan.models import build_discriminator, build_generator  # noqa: E402
+from dcgan.sources import load_images  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DCGAN_BIN = Path(sys.executable).parent / "dcgan"
+BATCH = 64
+STEP_MODELS = [("tutorial", 28, 1), ("dcgan", 32, 3), ("dcgan", 64, 3), ("dcgan", 128, 3)]
+POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+# ---- measuring -------------------------------------------------------------------------
+
+
+class Timed:
+    """One variant under test: run(n) does n units of work and waits for them."""
+
+    def __init__(self, name: str, run, units_per_call: int, min_seconds: float = 1.5):
+        self.name, self.run, self.units = name, run, units_per_call
+        self.min_seconds, self.calls, self.rates = min_seconds, 1, []
+
+    def warm_up(self) -> None:
+        began = time.perf_counter()
+        self.run(1)
+        self.run(1)
+        once = max(time.perf_counter() - began, 1e-6) / 2
+        self.calls = max(1, int(self.min_seconds / once))
+
+    def round(self) -> None:
+        began = time.perf_counter()
+        self.run(self.calls)
+        self.rates.append(self.calls * self.units / (time.perf_counter() - began))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def spread(self) -> str:
+        return f"{min(self.rates):,.0f}-{max(self.rates):,.0f}"
+
+
+def alternate(variants: list[Timed], rounds: int) -> None:
+    for variant in variants:
+        variant.warm_up()
+    for _ in range(rounds):
+        for variant in variants:
+            variant.round()
+
+
+def matmul_peak(dtype: str, n: int = 2048, rounds: int = 5) -> float:
+    """FLOP/s of a large matrix product in dtype: the machine's practical peak."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
+    product = tf.function(lambda a, b: tf.matmul(a, b))
+    product(a, b).numpy()
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        product(a, b).numpy()
+        times.append(time.perf_counter() - began)
+    return 2 * n**3 / statistics.median(times)
+
+
+def forward_flops(model: keras.Model) -> int:
+    """2 x the multiply-adds of the convolutions and dense layers, per image."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            macs += h * w * c_in * layer.filters * int(np.prod(layer.kernel_size))
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            macs += h * w * layer.input.shape[-1] * c_out * int(np.prod(layer.kernel_size))
+        elif isinstance(layer, keras.layers.Dense):
+            macs += layer.input.shape[-1] * layer.units
+    return 2 * macs
+
+
+# ---- the training steps ----------------------------------------------------------------
+
+
+def model_config(arch: str, size: int, channels: int) -> Config:
+    return Config.model_validate(
+        {"model": {"arch": arch}, "data": {"image_size": size, "channels": channels}},
+        context={"check_data": False},
+    )
+
+
+def reference_step(config: Config):
+    """The tutorial's step: one forward pass, two tapes, float32, nothing else."""
+    keras.mixed_precision.set_global_policy("float32")
+    generator = build_generator(config, fused_norm=False)
+    discriminator = build_discriminator(config, fused_norm=False)
+    g_opt, d_opt = keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(images):
+        z = tf.random.normal((BATCH, config.model.latent_dim))
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = generator(z, training=True)
+            real_out = discriminator(images, training=True)
+            fake_out = discriminator(fake, training=True)
+            g_loss = bce(tf.ones_like(fake_out), fake_out)
+            d_loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
+        g_vars, d_vars = generator.trainable_variables, discriminator.trainable_variables
+        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars, strict=True))
+        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars, strict=True))
+
+    return step, generator, discriminator
+
+
+def project_step(config: Config, precision: str, xla: bool):
+    """The project's own step, as fit() runs it (Keras' train_function), on a fixed batch."""
+    keras.mixed_precision.set_global_policy(POLICY[precision])
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    gan = make_gan(
+        generator,
+        discriminator,
+        seed=0,
+        g_lr=2e-4,
+        d_lr=2e-4,
+        beta1=0.5,
+        beta2=0.999,
+        loss_scaling=precision == "float16",
+        jit_compile=xla,
+    )
+    keras.mixed_precision.set_global_policy("float32")
+    gan.make_train_function()
+    return gan
+
+
+def step_runner(step, images, variable):
+    def run(calls: int) -> None:
+        for _ in range(calls):
+            step(images)
+        variable.numpy()  # wait for the last step
+
+    return run
+
+
+def gan_runner(gan, images):
+    iterator = iter(tf.data.Dataset.from_tensors(images).repeat())
+
+    def run(calls: int) -> None:
+        for _ in range(calls):
+            gan.train_function(iterator)
+        gan.step.numpy()
+
+    return run
+
+
+def bench_steps(rounds: int, auto: str, auto_xla: bool, peaks: dict, rows: list) -> dict:
+    project_rates = {}
+    for arch, size, channels in STEP_MODELS:
+        config = model_config(arch, size, channels)
+        images = tf.random.uniform((BATCH, size, size, channels), -1.0, 1.0)
+        reference, generator, discriminator = reference_step(config)
+        g_flops, d_flops = forward_flops(generator), forward_flops(discriminator)
+        variants = [
+            (
+                Timed("reference", step_runner(reference, images, generator.variables[0]), BATCH),
+                "float32",
+                3 * g_flops + 7 * d_flops,
+            )
+        ]
+        settings = [("float32", False), (auto, auto_xla)]
+        settings.append((auto, not auto_xla))
+        for precision, xla in dict.fromkeys(settings):
+            gan = project_step(config, precision, xla)
+            name = f"project {precision}{' XLA' if xla else ''}"
+            if (precision, xla) == (auto, auto_xla):
+                name += " (auto)"
+            variants.append(
+                (Timed(name, gan_runner(gan, images), BATCH), precision, 3 * g_flops + 8 * d_flops)
+            )
+        alternate([timed for timed, _, _ in variants], rounds)
+        base = variants[0][0].median
+        label = f"{arch}-{size}" + ("" if channels == 3 else f"x{channels}")
+        for timed, precision, flops in variants:
+            rows.append(
+                [
+                    f"step {label}: {timed.name}",
+                    f"{timed.median:,.0f}",
+                    timed.spread,
+                    f"{timed.median / base:.2f}x",
+                    f"{flops / 1e9:.2f}",
+                    f"{100 * timed.median * flops / peaks[precision]:.0f}%",
+                ]
+            )
+            if timed.name.endswith("(auto)"):
+                project_rates[(arch, size)] = (timed.median, flops, precision)
+        print(f"  measured {label}", file=sys.stderr)
+    return project_rates
+
+
+# ---- end to end ------------------------------------------------------------------------
+
+
+class StepClock(keras.callbacks.Callback):
+    """Appended after the run's own callbacks: the time each step (and its writes) ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    def rate(self, batch_size: int) -> float:
+        return (len(self.ends) - 1) * batch_size / (self.ends[-1] - self.ends[0])
+
+
+def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -> Path:
+    """Alternates whole `dcgan train` runs with rounds of the same model's bare step."""
+    from dcgan.config import load
+    from dcgan.rundir import create_run_dir
+
+    overrides = [f"train.steps={steps}", f"output.dir={workdir}"]
+    config = load(ROOT / "configs" / "digits.yaml", overrides)
+    execution = plan(config.train)
+    gan = train_module.build_gan(config, execution)
+    keras.mixed_precision.set_global_policy("float32")
+    batch = config.train.batch_size
+    images = tf.random.uniform((batch, 32, 32, 1), -1.0, 1.0)
+    bare = Timed("bare step", gan_runner(gan, images), batch)
+    bare.warm_up()
+    clocks, original = [], train_module._side_effects
+
+    def with_clock(*args, **kwargs):
+        clocks.append(StepClock())
+        return [*original(*args, **kwargs), clocks[-1]]
+
+    train_module._side_effects = with_clock
+    e2e_rates, last_run = [], None
+    try:
+        for _ in range(rounds):
+            bare.round()
+            last_run = create_run_dir(config.output.dir, config.name)
+            train_module.train(config, last_run, progress_stream=io.StringIO())
+            e2e_rates.append(clocks[-1].rate(batch))
+    finally:
+        train_module._side_effects = original
+    flops = 3 * forward_flops(gan.generator) + 8 * forward_flops(gan.discriminator)
+    e2e = statistics.median(e2e_rates)
+    peak = peaks[execution.precision]
+    rows.append(
+        [
+            f"digits-32x1 bare step ({execution.precision})",
+            f"{bare.median:,.0f}",
+            bare.spread,
+            "1.00x",
+            f"{flops / 1e9:.2f}",
+            f"{100 * bare.median * flops / peak:.0f}%",
+        ]
+    )
+    rows.append(
+        [
+            f"digits-32x1 `dcgan train`, {steps} steps, default callbacks",
+            f"{e2e:,.0f}",
+            f"{min(e2e_rates):,.0f}-{max(e2e_rates):,.0f}",
+            f"{e2e / bare.median:.2f}x",
+            f"{flops / 1e9:.2f}",
+            f"{100 * e2e * flops / peak:.0f}%",
+        ]
+    )
+    return last_run
+
+
+# ---- input pipeline, sampling, start-up -------------------------------------------------
+
+
+def write_jpegs(folder: Path, count: int, size: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)  # smooth when enlarged
+        image = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+        image.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def bench_pipeline(rounds: int, workdir: Path, consumed: float, rows: list) -> None:
+    folder = workdir / "jpegs"
+    write_jpegs(folder, 2000, 96)
+    config = Config.model_validate(
+        {"data": {"source": "folder", "path": str(folder), "image_size": 64, "channels": 3}}
+    )
+    decode = Timed("decode", lambda calls: [load_images(config.data) for _ in range(calls)], 2000)
+    decoded = load_images(config.data)
+    iterator = iter(make_dataset(decoded, BATCH, seed=0))
+
+    def batches(calls: int) -> None:
+        for _ in range(calls * 10):
+            next(iterator)
+
+    pipeline = Timed("tf.data", batches, BATCH * 10)
+    alternate([decode, pipeline], rounds)
+    for timed, what in [
+        (decode, "decode 2,000 JPEGs (96px -> 64x64x3), once per run"),
+        (pipeline, "tf.data pipeline alone, 64x64x3 batches of 64"),
+    ]:
+        rows.append(
+            [
+                what,
+                f"{timed.median:,.0f}",
+                timed.spread,
+                f"{timed.median / consumed:.1f}x the dcgan-64 step",
+                "",
+                "",
+            ]
+        )
+
+
+def bench_sample(rounds: int, run: Path, workdir: Path, rows: list) -> None:
+    generator = load_generator(run)
+    outputs = iter(range(10**6))
+
+    def sample(calls: int) -> None:
+        for _ in range(calls):
+            out = workdir / "samples" / str(next(outputs))
+            write_samples(generator, 256, 0, out, False, 1.0, 64, False)
+
+    timed = Timed("sample", sample, 256)
+    alternate([timed], rounds)
+    what = "`dcgan sample -n 256` (digits, PNG files)"
+    rows.append([what, f"{timed.median:,.0f}", timed.spread, "", "", ""])
+
+
+def bench_cli(rounds: int, workdir: Path, rows: list) -> None:
+    bad = workdir / "bad.yaml"
+    bad.write_text("train:\n  batch_size: 0\n")
+    commands = {
+        "`dcgan --help`": [str(DCGAN_BIN), "--help"],
+        "`dcgan train` with a config error": [str(DCGAN_BIN), "train", "--config", str(bad)],
+    }
+    for what, command in commands.items():
+        times = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=False)
+            times.append(time.perf_counter() - began)
+        rows.append(
+            [
+                f"{what} (seconds, fresh process)",
+                f"{statistics.median(times):.2f} s",
+                f"{min(times):.2f}-{max(times):.2f}",
+                "",
+                "",
+                "",
+            ]
+        )
+
+
+# ---- the table -------------------------------------------------------------------------
+
+
+def print_table(rows: list, peaks: dict, device: str) -> None:
+    print(f"device: {device}")
+    print(
+        "measured peak (2048x2048 matrix product): "
+        + ", ".join(f"{name} {flops / 1e9:,.0f} GFLOP/s" for name, flops in peaks.items())
+    )
+    print()
+    header = ["what", "img/s (median)", "spread", "ratio", "GFLOP/img", "% of peak"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def device_name() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            import os
+
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores (CPU only)"
+    return "CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--e2e-steps", type=int, default=1000)
+    parser.add_argument("--sections", default="steps,e2e,pipeline,sample,cli")
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+
+    defaults = Config().train
+    execution = plan(defaults)
+    keras.mixed_precision.set_global_policy("float32")
+    print("auto here: " + execution.describe(), file=sys.stderr)
+    precisions = ["float32"] + ([execution.precision] if execution.precision != "float32" else [])
+    peaks = {precision: matmul_peak(precision) for precision in precisions}
+    rows: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        consumed = None
+        if "steps" in sections:
+            rates = bench_steps(args.rounds, execution.precision, execution.xla, peaks, rows)
+            consumed = rates[("dcgan", 64)][0]
+        run = None
+        if "e2e" in sections:
+            run = bench_e2e(max(2, args.rounds // 2), args.e2e_steps, workdir, peaks, rows)
+        if "pipeline" in sections:
+            bench_pipeline(args.rounds, workdir, consumed or 1.0, rows)
+        if "sample" in sections and run is not None:
+            bench_sample(args.rounds, run, workdir, rows)
+        if "cli" in sections:
+            bench_cli(args.rounds, workdir, rows)
+    print_table(rows, peaks, device_name())
+
+
+if __name__ == "__main__":
+    main()
