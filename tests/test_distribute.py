@@ -1,0 +1,141 @@
+"""Issue 5: tf.distribute. This CPU is split into two logical devices (mirrored) or run as
+two workers on localhost (multi-worker), each in its own process: both must be set up
+before TensorFlow starts, which in the test process it already has."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from conftest import run_dirs, tiny_config, write_config
+
+from dcgan.rundir import METRIC_NAMES, read_metrics
+
+# Mirrored and multi-worker steps reduce the same sums in another order: float32 noise.
+LOSS_TOLERANCE = 1e-4
+
+SPLIT_CPU_AND_TRAIN = """
+import sys
+from dcgan.runtime import import_tensorflow
+tf = import_tensorflow()
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from dcgan.cli import main
+main(sys.argv[1:], prog_name="dcgan")
+"""
+
+
+def dcgan(*args: str, env: dict | None = None, split_cpu: bool = False):
+    command = (
+        [sys.executable, "-c", SPLIT_CPU_AND_TRAIN]
+        if split_cpu
+        else [
+            sys.executable,
+            "-m",
+            "dcgan",
+        ]
+    )
+    return subprocess.Popen(
+        [*command, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    return output
+
+
+def losses(run: Path) -> np.ndarray:
+    rows = read_metrics(run / "metrics.csv")
+    return np.array([[float(row[name]) for name in METRIC_NAMES] for row in rows])
+
+
+def run_named(tmp_path: Path, name: str) -> Path:
+    (run,) = [run for run in run_dirs(tmp_path) if run.name.endswith(f"-{name}")]
+    return run
+
+
+def exact_config(tmp_path: Path, name: str, **train) -> Path:
+    config = tiny_config(
+        tmp_path,
+        name=name,
+        train={"steps": 6, "precision": "float32", **train},
+    )
+    config["output"].update(log_every=1, checkpoint_every=3)
+    return write_config(tmp_path, config, f"{name}.yaml")
+
+
+def test_a_mirrored_run_on_two_devices_matches_one_device(tmp_path):
+    single = dcgan("train", "--config", str(exact_config(tmp_path, "single")))
+    finish(single)
+    mirrored = dcgan(
+        "train",
+        "--config",
+        str(exact_config(tmp_path, "mirrored", strategy="mirrored")),
+        split_cpu=True,
+    )
+    finish(mirrored)
+    one, two = (run_named(tmp_path, name) for name in ("single", "mirrored"))
+    assert "strategy: mirrored over 2 devices" in (two / "train.log").read_text()
+    assert "strategy: one device" in (one / "train.log").read_text()
+    assert losses(one).shape == (6, 4)
+    np.testing.assert_allclose(losses(two), losses(one), atol=LOSS_TOLERANCE)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def two_workers(*args: str) -> list[str]:
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    processes = [
+        dcgan(
+            "train",
+            *args,
+            env={
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                )
+            },
+        )
+        for i in range(2)
+    ]
+    return [finish(process) for process in processes]
+
+
+def test_two_workers_on_localhost_train_resume_and_write_once(tmp_path):
+    single = dcgan("train", "--config", str(exact_config(tmp_path, "single")))
+    finish(single)
+    chief_out, worker_out = two_workers("--config", str(exact_config(tmp_path, "cluster")))
+    assert "worker finished at step 6; the chief wrote the run" in worker_out
+    runs = run_dirs(tmp_path)
+    assert len(runs) == 2, "the second worker must not create a run of its own"
+    one, cluster = (run_named(tmp_path, name) for name in ("single", "cluster"))
+    assert "multi-worker mirrored over 2 workers, 2 replicas" in (cluster / "train.log").read_text()
+    np.testing.assert_allclose(losses(cluster), losses(one), atol=LOSS_TOLERANCE)
+    assert sorted(p.name for p in (cluster / "checkpoints").iterdir()) == [
+        "step-0000003",
+        "step-0000006",
+    ]
+
+    two_workers("--resume", str(cluster), "--set", "train.steps=9")
+    assert [int(row["step"]) for row in read_metrics(cluster / "metrics.csv")] == list(range(1, 10))
+    assert "resumed" in (cluster / "train.log").read_text()
+    assert (cluster / "checkpoints" / "step-0000009").is_dir()
+    assert len(run_dirs(tmp_path)) == 2
