@@ -87,6 +87,7 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
         logging.getLogger("dcgan").addHandler(file_log)
         if stale_holder is not None:
             log.warning("took over the lock of process %d, no longer running", stale_holder)
+        policy = keras.mixed_precision.global_policy()  # execution.plan sets the run's
         try:
             return _train(config, run, progress_stream)
         except (OutputError, OSError) as exc:  # OSError: file work outside imaging's helpers
@@ -104,6 +105,7 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
             _log_to_file(file_log, exc)
             raise
         finally:
+            keras.mixed_precision.set_global_policy(policy)
             logging.getLogger("dcgan").removeHandler(file_log)
             file_log.close()
 

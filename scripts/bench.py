@@ -74,10 +74,10 @@ class Timed:
         self.min_seconds, self.calls, self.rates = min_seconds, 1, []
 
     def warm_up(self) -> None:
+        self.run(1)  # traces and compiles
         began = time.perf_counter()
-        self.run(1)
-        self.run(1)
-        once = max(time.perf_counter() - began, 1e-6) / 2
+        self.run(3)
+        once = max(time.perf_counter() - began, 1e-6) / 3
         self.calls = max(1, int(self.min_seconds / once))
 
     def round(self) -> None:
@@ -267,7 +267,8 @@ class StepClock(keras.callbacks.Callback):
 
 
 def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -> Path:
-    """Alternates whole `dcgan train` runs with rounds of the same model's bare step."""
+    """Alternates whole `dcgan train` runs with bare runs: the same model, data pipeline
+    and fit() loop for the same steps, with no callback but the clock."""
     from dcgan.config import load
     from dcgan.rundir import create_run_dir
 
@@ -277,9 +278,7 @@ def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -
     gan = train_module.build_gan(config, execution)
     keras.mixed_precision.set_global_policy("float32")
     batch = config.train.batch_size
-    images = tf.random.uniform((batch, 32, 32, 1), -1.0, 1.0)
-    bare = Timed("bare step", gan_runner(gan, images), batch)
-    bare.warm_up()
+    images = load_images(config.data)
     clocks, original = [], train_module._side_effects
 
     def with_clock(*args, **kwargs):
@@ -287,21 +286,26 @@ def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -
         return [*original(*args, **kwargs), clocks[-1]]
 
     train_module._side_effects = with_clock
-    e2e_rates, last_run = [], None
+    bare_rates, e2e_rates, last_run = [], [], None
     try:
         for _ in range(rounds):
-            bare.round()
+            clock = StepClock()
+            dataset = make_dataset(images, batch, config.seed)
+            gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+            bare_rates.append(clock.rate(batch))
             last_run = create_run_dir(config.output.dir, config.name)
             train_module.train(config, last_run, progress_stream=io.StringIO())
             e2e_rates.append(clocks[-1].rate(batch))
     finally:
         train_module._side_effects = original
+    bare = Timed("bare fit()", None, batch)
+    bare.rates = bare_rates
     flops = 3 * forward_flops(gan.generator) + 8 * forward_flops(gan.discriminator)
     e2e = statistics.median(e2e_rates)
     peak = peaks[execution.precision]
     rows.append(
         [
-            f"digits-32x1 bare step ({execution.precision})",
+            f"digits-32x1 bare fit(), {steps} steps, no callbacks ({execution.precision})",
             f"{bare.median:,.0f}",
             bare.spread,
             "1.00x",
@@ -367,7 +371,7 @@ def bench_pipeline(rounds: int, workdir: Path, consumed: float, rows: list) -> N
 
 
 def bench_sample(rounds: int, run: Path, workdir: Path, rows: list) -> None:
-    generator = load_generator(run)
+    generator = load_generator(run.root)
     outputs = iter(range(10**6))
 
     def sample(calls: int) -> None:

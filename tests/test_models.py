@@ -13,7 +13,12 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 from dcgan.gan import bce_with_logits  # noqa: E402
-from dcgan.models import build_discriminator, build_generator  # noqa: E402
+from dcgan.models import (  # noqa: E402
+    FusedBatchNormalization,
+    build_discriminator,
+    build_generator,
+    inference_generator,
+)
 from dcgan.train import build_gan  # noqa: E402
 
 
@@ -121,3 +126,58 @@ def test_one_train_step_changes_both_networks_and_reports_metrics():
         assert not np.array_equal(before, variable.numpy()), variable.path
     for before, variable in zip(d_before, gan.discriminator.trainable_variables, strict=True):
         assert not np.array_equal(before, variable.numpy()), variable.path
+
+
+def test_fused_batch_norm_trains_exactly_like_keras_batch_norm():
+    x = tf.random.normal((8, 5, 5, 6)) * 3.0 + 1.0
+    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    fused.build(x.shape), plain.build(x.shape)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_fused, y_plain = fused(x, training=True), plain(x, training=True)
+        loss_fused = tf.reduce_sum(tf.square(y_fused) * tf.range(6.0))
+        loss_plain = tf.reduce_sum(tf.square(y_plain) * tf.range(6.0))
+    np.testing.assert_allclose(y_fused, y_plain, atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=1e-5
+    )
+    assert not np.allclose(fused.moving_variance.numpy(), 1.0)  # the statistics did move
+    np.testing.assert_allclose(
+        tape.gradient(loss_fused, x), tape.gradient(loss_plain, x), rtol=1e-4, atol=1e-4
+    )
+    grads = tape.gradient(loss_fused, [fused.gamma, fused.beta])
+    expected = tape.gradient(loss_plain, [plain.gamma, plain.beta])
+    for a, b in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # Inference is Keras' own code on the same statistics.
+    np.testing.assert_allclose(fused(x, training=False), plain(x, training=False), atol=1e-5)
+
+
+def test_inference_generator_is_float32_keras_layers_with_the_trained_weights():
+    config = small("data.image_size=16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        trained = build_generator(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert trained.get_layer("up1").compute_dtype == "bfloat16"
+    copy = inference_generator(config, trained)
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in copy.layers)
+    for a, b in zip(copy.weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    z = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    # bfloat16 keeps 8 bits of mantissa: the two agree to about 1e-2.
+    np.testing.assert_allclose(copy(z), trained(z), atol=5e-2)
+
+
+def test_the_step_uses_one_batch_of_latents_keyed_by_seed_and_step():
+    config = small("data.image_size=16")
+    first, second = build_gan(config), build_gan(config)
+    a, b = first._latents(4), second._latents(4)
+    np.testing.assert_array_equal(a, b)
+    first.step.assign(5)
+    assert not np.allclose(first._latents(4), b)
+    second.step.assign(5)
+    np.testing.assert_array_equal(first._latents(4), second._latents(4))
