@@ -98,3 +98,21 @@ def test_the_run_log_says_what_auto_chose(runner, tmp_path, monkeypatch):
     assert f"execution: precision auto: {expected}" in log
     assert "XLA auto: off" in log and "strategy: one device" in log
     assert [row["step"] for row in read_metrics(run / "metrics.csv")] == ["2"]
+
+
+def test_a_float16_run_with_loss_scaling_resumes_in_float32(runner, tmp_path, monkeypatch):
+    """Checkpoints hold float32 weights and the bare Adam states in every precision."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    config = tiny_config(tmp_path, train={"steps": 4, "precision": "float16"})
+    config_path = write_config(tmp_path, config)
+    assert runner.invoke(main, ["train", "--config", str(config_path)]).exit_code == 0
+    (run,) = run_dirs(tmp_path)
+    overrides = ["--set", "train.precision=float32", "--set", "train.steps=6"]
+    resumed = runner.invoke(main, ["train", "--resume", str(run), *overrides])
+    assert resumed.exit_code == 0, resumed.output
+    log = (run / "train.log").read_text()
+    assert "precision float16 (set in the config)" in log
+    assert "resumed" in log and "precision float32 (set in the config)" in log
+    rows = read_metrics(run / "metrics.csv")
+    assert [row["step"] for row in rows] == ["2", "4", "6"]
+    assert all(float(row["d_loss"]) > 0 for row in rows)
