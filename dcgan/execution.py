@@ -1,10 +1,11 @@
 """How a run uses the hardware it gets: the precision policy, XLA and the tf.distribute
 strategy. Settings of 'auto' are resolved here, each with the reason the run log gives.
 
-The rules come from scripts/bench.py on the machines we could measure: bfloat16 where the
-CPU has bf16 instructions (1.4-1.5x faster DCGAN steps on AVX512-BF16, more with AMX),
-float16 with loss scaling on GPUs with tensor cores, float32 elsewhere; XLA on GPUs only
-(on CPU it made the step about a third slower in both precisions).
+The CPU rules come from scripts/bench.py: bfloat16 where the CPU has bf16 instructions
+(steps 1.35-1.45x faster than float32 on AVX512-BF16; AMX units are faster still), float32
+elsewhere; XLA off (on CPU it made the step 1.5-2.3x slower). On GPUs, float16 with loss
+scaling where there are tensor cores and XLA on, as Keras itself defaults to: not yet
+measured here.
 """
 
 from __future__ import annotations

@@ -139,3 +139,13 @@ def test_two_workers_on_localhost_train_resume_and_write_once(tmp_path):
     assert "resumed" in (cluster / "train.log").read_text()
     assert (cluster / "checkpoints" / "step-0000009").is_dir()
     assert len(run_dirs(tmp_path)) == 2
+
+
+def test_a_global_batch_that_does_not_split_across_replicas_is_refused(tmp_path):
+    config_path = exact_config(tmp_path, "odd", strategy="mirrored", batch_size=7)
+    process = dcgan("train", "--config", str(config_path), split_cpu=True)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2, output
+    assert "train.batch_size 7 cannot be split evenly across 2 replicas" in output
+    assert "Traceback" not in output
+    assert run_dirs(tmp_path) == []
