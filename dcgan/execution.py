@@ -98,16 +98,13 @@ def _xla(setting: bool | str, gpus: list) -> tuple[bool, str]:
 def writes_the_run(train: TrainConfig) -> bool:
     """Whether this process writes the run directory: every process but the non-chief
     workers of a multi-worker cluster, which train in a scratch folder instead."""
-    if train.strategy in ("default", "mirrored") or not cluster_from_env():
+    cluster = cluster_from_env()
+    if train.strategy in ("default", "mirrored") or not cluster:
         return True
     task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-    if task.get("type") == "chief":
-        return True
-    return (
-        task.get("type") == "worker"
-        and task.get("index") == 0
-        and "chief" not in (cluster_from_env() or {})
-    )
+    if "chief" in cluster:
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and task.get("index") == 0
 
 
 def cluster_from_env() -> dict | None:

@@ -73,9 +73,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
     across replicas) is Keras' own code."""
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or mask is not None or len(inputs.shape) != 4:
-            return super().call(inputs, training=training, mask=mask)
-        if self.axis != [3] or self.renorm or self.synchronized:
+        fused_case = training and self.trainable and mask is None and len(inputs.shape) == 4
+        if not fused_case or self.axis != [3] or self.renorm or self.synchronized:
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])

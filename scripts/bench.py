@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -50,8 +51,7 @@ import keras  # noqa: E402
 from dcgan import train as train_module  # noqa: E402
 from dcgan.config import Config  # noqa: E402
 from dcgan.data import make_dataset  # noqa: E402
-from dcgan.execution import plan  # noqa: E402
-from dcgan.gan import make_gan  # noqa: E402
+from dcgan.execution import KERAS_POLICY, Execution, plan  # noqa: E402
 from dcgan.generate import load_generator, write_samples  # noqa: E402
 from dcgan.models import build_discriminator, build_generator  # noqa: E402
 from dcgan.sources import load_images  # noqa: E402
@@ -60,7 +60,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DCGAN_BIN = Path(sys.executable).parent / "dcgan"
 BATCH = 64
 STEP_MODELS = [("tutorial", 28, 1), ("dcgan", 32, 3), ("dcgan", 64, 3), ("dcgan", 128, 3)]
-POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 # ---- measuring -------------------------------------------------------------------------
@@ -89,10 +88,6 @@ class Timed:
     def median(self) -> float:
         return statistics.median(self.rates)
 
-    @property
-    def spread(self) -> str:
-        return f"{min(self.rates):,.0f}-{max(self.rates):,.0f}"
-
 
 def alternate(variants: list[Timed], rounds: int) -> None:
     for variant in variants:
@@ -114,6 +109,28 @@ def matmul_peak(dtype: str, n: int = 2048, rounds: int = 5) -> float:
         product(a, b).numpy()
         times.append(time.perf_counter() - began)
     return 2 * n**3 / statistics.median(times)
+
+
+def spread(rates: list[float]) -> str:
+    return f"{min(rates):,.0f}-{max(rates):,.0f}"
+
+
+def rate_row(what: str, rates: list[float], base: float, flops: float, peak: float) -> list:
+    """A table row: median and spread of rates, the ratio to base, FLOPs and % of peak."""
+    median = statistics.median(rates)
+    return [
+        what,
+        f"{median:,.0f}",
+        spread(rates),
+        f"{median / base:.2f}x",
+        f"{flops / 1e9:.2f}",
+        f"{100 * median * flops / peak:.0f}%",
+    ]
+
+
+def step_flops(generator: keras.Model, discriminator: keras.Model, d_passes: int) -> int:
+    """FLOPs per training image: 3G + d_passes x D (see the module's docstring)."""
+    return 3 * forward_flops(generator) + d_passes * forward_flops(discriminator)
 
 
 def forward_flops(model: keras.Model) -> int:
@@ -167,19 +184,9 @@ def reference_step(config: Config):
 
 def project_step(config: Config, precision: str, xla: bool):
     """The project's own step, as fit() runs it (Keras' train_function), on a fixed batch."""
-    keras.mixed_precision.set_global_policy(POLICY[precision])
-    generator, discriminator = build_generator(config), build_discriminator(config)
-    gan = make_gan(
-        generator,
-        discriminator,
-        seed=0,
-        g_lr=2e-4,
-        d_lr=2e-4,
-        beta1=0.5,
-        beta2=0.999,
-        loss_scaling=precision == "float16",
-        jit_compile=xla,
-    )
+    keras.mixed_precision.set_global_policy(KERAS_POLICY[precision])
+    execution = Execution(precision, xla, tf.distribute.get_strategy())
+    gan = train_module.build_gan(config, execution)
     keras.mixed_precision.set_global_policy("float32")
     gan.make_train_function()
     return gan
@@ -206,47 +213,32 @@ def gan_runner(gan, images):
 
 
 def bench_steps(rounds: int, auto: str, auto_xla: bool, peaks: dict, rows: list) -> dict:
-    project_rates = {}
+    """Returns the img/s of the auto setting's project step per (arch, size)."""
+    auto_rates = {}
     for arch, size, channels in STEP_MODELS:
         config = model_config(arch, size, channels)
         images = tf.random.uniform((BATCH, size, size, channels), -1.0, 1.0)
         reference, generator, discriminator = reference_step(config)
-        g_flops, d_flops = forward_flops(generator), forward_flops(discriminator)
-        variants = [
-            (
-                Timed("reference", step_runner(reference, images, generator.variables[0]), BATCH),
-                "float32",
-                3 * g_flops + 7 * d_flops,
-            )
-        ]
-        settings = [("float32", False), (auto, auto_xla)]
-        settings.append((auto, not auto_xla))
-        for precision, xla in dict.fromkeys(settings):
+        run_reference = step_runner(reference, images, generator.variables[0])
+        variants = [(Timed("reference", run_reference, BATCH), "float32", 7)]
+        settings = dict.fromkeys([("float32", False), (auto, auto_xla), (auto, not auto_xla)])
+        for precision, xla in settings:
             gan = project_step(config, precision, xla)
-            name = f"project {precision}{' XLA' if xla else ''}"
-            if (precision, xla) == (auto, auto_xla):
-                name += " (auto)"
-            variants.append(
-                (Timed(name, gan_runner(gan, images), BATCH), precision, 3 * g_flops + 8 * d_flops)
-            )
+            is_auto = (precision, xla) == (auto, auto_xla)
+            name = f"project {precision}{' XLA' if xla else ''}{' (auto)' if is_auto else ''}"
+            timed = Timed(name, gan_runner(gan, images), BATCH)
+            if is_auto:
+                auto_rates[(arch, size)] = timed
+            variants.append((timed, precision, 8))
         alternate([timed for timed, _, _ in variants], rounds)
         base = variants[0][0].median
         label = f"{arch}-{size}" + ("" if channels == 3 else f"x{channels}")
-        for timed, precision, flops in variants:
-            rows.append(
-                [
-                    f"step {label}: {timed.name}",
-                    f"{timed.median:,.0f}",
-                    timed.spread,
-                    f"{timed.median / base:.2f}x",
-                    f"{flops / 1e9:.2f}",
-                    f"{100 * timed.median * flops / peaks[precision]:.0f}%",
-                ]
-            )
-            if timed.name.endswith("(auto)"):
-                project_rates[(arch, size)] = (timed.median, flops, precision)
+        for timed, precision, d_passes in variants:
+            flops = step_flops(generator, discriminator, d_passes)
+            what = f"step {label}: {timed.name}"
+            rows.append(rate_row(what, timed.rates, base, flops, peaks[precision]))
         print(f"  measured {label}", file=sys.stderr)
-    return project_rates
+    return {key: timed.median for key, timed in auto_rates.items()}
 
 
 # ---- end to end ------------------------------------------------------------------------
@@ -298,31 +290,12 @@ def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -
             e2e_rates.append(clocks[-1].rate(batch))
     finally:
         train_module._side_effects = original
-    bare = Timed("bare fit()", None, batch)
-    bare.rates = bare_rates
-    flops = 3 * forward_flops(gan.generator) + 8 * forward_flops(gan.discriminator)
-    e2e = statistics.median(e2e_rates)
-    peak = peaks[execution.precision]
-    rows.append(
-        [
-            f"digits-32x1 bare fit(), {steps} steps, no callbacks ({execution.precision})",
-            f"{bare.median:,.0f}",
-            bare.spread,
-            "1.00x",
-            f"{flops / 1e9:.2f}",
-            f"{100 * bare.median * flops / peak:.0f}%",
-        ]
-    )
-    rows.append(
-        [
-            f"digits-32x1 `dcgan train`, {steps} steps, default callbacks",
-            f"{e2e:,.0f}",
-            f"{min(e2e_rates):,.0f}-{max(e2e_rates):,.0f}",
-            f"{e2e / bare.median:.2f}x",
-            f"{flops / 1e9:.2f}",
-            f"{100 * e2e * flops / peak:.0f}%",
-        ]
-    )
+    flops = step_flops(gan.generator, gan.discriminator, 8)
+    peak, bare = peaks[execution.precision], statistics.median(bare_rates)
+    what = f"digits-32x1 bare fit(), {steps} steps, no callbacks ({execution.precision})"
+    rows.append(rate_row(what, bare_rates, bare, flops, peak))
+    what = f"digits-32x1 `dcgan train`, {steps} steps, default callbacks"
+    rows.append(rate_row(what, e2e_rates, bare, flops, peak))
     return last_run
 
 
@@ -362,7 +335,7 @@ def bench_pipeline(rounds: int, workdir: Path, consumed: float, rows: list) -> N
             [
                 what,
                 f"{timed.median:,.0f}",
-                timed.spread,
+                spread(timed.rates),
                 f"{timed.median / consumed:.1f}x the dcgan-64 step",
                 "",
                 "",
@@ -382,7 +355,7 @@ def bench_sample(rounds: int, run: Path, workdir: Path, rows: list) -> None:
     timed = Timed("sample", sample, 256)
     alternate([timed], rounds)
     what = "`dcgan sample -n 256` (digits, PNG files)"
-    rows.append([what, f"{timed.median:,.0f}", timed.spread, "", "", ""])
+    rows.append([what, f"{timed.median:,.0f}", spread(timed.rates), "", "", ""])
 
 
 def bench_cli(rounds: int, workdir: Path, rows: list) -> None:
@@ -434,8 +407,6 @@ def device_name() -> str:
         return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            import os
-
             return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores (CPU only)"
     return "CPU"
 
@@ -460,7 +431,7 @@ def main() -> None:
         consumed = None
         if "steps" in sections:
             rates = bench_steps(args.rounds, execution.precision, execution.xla, peaks, rows)
-            consumed = rates[("dcgan", 64)][0]
+            consumed = rates[("dcgan", 64)]
         run = None
         if "e2e" in sections:
             run = bench_e2e(max(2, args.rounds // 2), args.e2e_steps, workdir, peaks, rows)
