@@ -372,6 +372,80 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     click.echo(f"wrote {_shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")
 
 
+_features_option = click.option(
+    "--features",
+    type=click.Choice(["inception", "random"]),
+    default="inception",
+    show_default=True,
+    help="Feature space: Keras' InceptionV3 pool features (the published standard), or "
+    "a fixed random network that needs no download (scores compare only among themselves).",
+)
+_inception_weights_option = click.option(
+    "--inception-weights",
+    type=click.Path(path_type=Path),
+    help="InceptionV3 no-top weights (.h5). Default: Keras' cache "
+    "(~/.keras/models/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).",
+)
+
+
+@main.command()
+@_ckpt_option
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=10),
+    default=10000,
+    show_default=True,
+    help="Generated images to score.",
+)
+@click.option(
+    "--max-real",
+    type=click.IntRange(min=10),
+    default=10000,
+    show_default=True,
+    help="Training images to compare with (a fixed random subset of larger data sets).",
+)
+@_features_option
+@_inception_weights_option
+@_batch_size_option
+def evaluate(
+    ckpt: Path,
+    count: int,
+    max_real: int,
+    features: str,
+    inception_weights: Path | None,
+    batch_size: int,
+) -> None:
+    """Score a generator against its run's training data: FID, KID (with its spread over
+    subsets), precision/recall and the copy rate. Written to <run>/eval/ as JSON.
+
+    \b
+    Example:
+      dcgan evaluate --ckpt runs/00003-biked/checkpoints/best
+    """
+    import_tensorflow()
+    from dcgan import evaluation
+    from dcgan.features import make_extractor
+    from dcgan.generate import load_generator, run_config
+    from dcgan.sources import load_images
+
+    with _input_errors():
+        generator = load_generator(ckpt)
+        extractor = make_extractor(features, inception_weights)
+        out = evaluation.results_path(generator, extractor)
+        real = evaluation.real_subset(load_images(run_config(generator.run).data), max_real)
+        results = evaluation.evaluate(generator, real, extractor, count, batch_size=batch_size)
+        evaluation.write_results(results, out)
+    click.echo(
+        f"{_shown(Path(generator.source))} in {extractor.name}, {count} generated against "
+        f"{len(real)} real images:\n"
+        f"  FID {results['fid']:.3f}   KID {results['kid']:.5f} +- {results['kid_std']:.5f}\n"
+        f"  precision {results['precision']:.3f}   recall {results['recall']:.3f}   "
+        f"copy rate {results['copy_rate']:.3f}\n"
+        f"wrote {_shown(out)}"
+    )
+
+
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path), default="runs")
 def runs(folder: Path) -> None:

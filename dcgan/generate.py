@@ -77,13 +77,13 @@ def _from_run(run: RunDir) -> LoadedGenerator:
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
     from dcgan.models import inference_generator
 
-    config = _run_config(run)
+    config = run_config(run)
     generator = inference_generator(config)
     checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
     return LoadedGenerator(generator, str(path), run)
 
 
-def _run_config(run: RunDir) -> Config:
+def run_config(run: RunDir) -> Config:
     try:
         return load(run.config, check_data=False)
     except ConfigError as exc:

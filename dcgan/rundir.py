@@ -60,6 +60,15 @@ class RunDir:
         return self.root / "checkpoints"
 
     @property
+    def best_checkpoint(self) -> Path:
+        """The checkpoint with the best evaluation score so far, apart from the rolling ones."""
+        return self.checkpoints / "best"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    @property
     def generator(self) -> Path:
         return self.root / "generator.keras"
 

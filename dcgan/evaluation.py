@@ -1,0 +1,118 @@
+"""Score a generator against its run's training data: FID, KID, precision/recall, copy
+rate; written as JSON in the run's eval/ folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from dcgan import imaging, scores
+from dcgan.errors import RunDirError
+from dcgan.features import FeatureExtractor
+from dcgan.generate import LoadedGenerator, latent_stream
+from dcgan.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 2**31 - 1  # latents apart from sample --seed's small seeds
+
+
+def generated_images(
+    generator: LoadedGenerator, count: int, seed: int = EVAL_SEED, batch_size: int = 64
+) -> np.ndarray:
+    chunks = [
+        generator.images(latents, batch_size)
+        for latents in latent_stream(seed, count, generator.latent_dim, batch_size)
+    ]
+    return np.concatenate(chunks)
+
+
+def real_subset(images: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """At most limit training images, the same ones every time for a given data set."""
+    if len(images) <= limit:
+        return images
+    chosen = np.sort(np.random.default_rng(seed).choice(len(images), limit, replace=False))
+    return images[chosen]
+
+
+def real_features(
+    run: RunDir | None, images: np.ndarray, extractor: FeatureExtractor
+) -> np.ndarray:
+    """The training images' features, kept in the run (eval/real-<space>-<n>.npy) so that
+    evaluations during and after training pay for them once."""
+    if run is None:
+        return extractor.features(images)
+    path = run.eval_dir / f"real-{extractor.name}-{len(images)}.npy"
+    if path.is_file():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(images), extractor.dim):
+                return cached
+        except (OSError, ValueError):
+            pass  # a damaged cache is recomputed
+    features = extractor.features(images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imaging.atomic_path(path) as tmp:
+        with open(tmp, "wb") as stream:
+            np.save(stream, features)
+    return features
+
+
+def evaluate(
+    generator: LoadedGenerator,
+    real_images: np.ndarray,
+    extractor: FeatureExtractor,
+    num_samples: int,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    k: int = 3,
+    seed: int = EVAL_SEED,
+    batch_size: int = 64,
+) -> dict:
+    """Every score of the generator's num_samples images against real_images, as a
+    JSON-ready dict. The real images are used whole; FID's covariance wants thousands of
+    images on each side for numbers that compare with published ones."""
+    fake_images = generated_images(generator, num_samples, seed, batch_size)
+    real = real_features(generator.run, real_images, extractor)
+    fake = extractor.features(fake_images, batch_size)
+    kid = scores.kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size)
+    precision_recall = scores.precision_recall(real, fake, k=k)
+    copies = scores.copy_rate(
+        fake_images.astype(np.float32) / 127.5 - 1.0, real_images.astype(np.float32) / 127.5 - 1.0
+    )
+    return {
+        "checkpoint": generator.source,
+        "features": extractor.name,
+        "real_images": len(real_images),
+        "generated_images": num_samples,
+        "fid": scores.fid(real, fake),
+        "kid": kid.mean,
+        "kid_std": kid.std,
+        "kid_subsets": kid.subsets,
+        "kid_subset_size": kid.subset_size,
+        "precision": precision_recall.precision,
+        "recall": precision_recall.recall,
+        "k": precision_recall.k,
+        "copy_rate": copies.rate,
+        "copy_threshold": copies.threshold,
+    }
+
+
+def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Path:
+    """<run>/eval/<checkpoint>-<space>.json: one file per checkpoint and feature space."""
+    if generator.run is None:
+        raise RunDirError(
+            f"--ckpt {generator.source}: evaluation needs a run directory or a checkpoint "
+            "inside one (its config names the training data)"
+        )
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(generator.source).name.removesuffix(".keras"))
+    return generator.run.eval_dir / f"{stem}-{extractor.name}.json"
+
+
+def write_results(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imaging.atomic_write_text(path, json.dumps(results, indent=2) + "\n")
