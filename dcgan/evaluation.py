@@ -56,9 +56,8 @@ def real_features(
             pass  # a damaged cache is recomputed
     features = extractor.features(images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imaging.atomic_path(path) as tmp:
-        with open(tmp, "wb") as stream:
-            np.save(stream, features)
+    with imaging.atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        np.save(stream, features)
     return features
 
 
