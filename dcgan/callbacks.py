@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -19,9 +22,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import checkpoints, imaging
+from dcgan import checkpoints, imaging, scores
+from dcgan.evaluation import EVAL_SEED, real_features
+from dcgan.features import FeatureExtractor
 from dcgan.gan import nonfinite_variable
-from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, RunDir, read_metrics
+from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, RunDir, read_metrics
+
+log = logging.getLogger(__name__)
+
+
+class Monitors:
+    """Values that callbacks measure now and then, held until MetricsLog writes its next
+    row, and the latest of each for the warnings."""
+
+    def __init__(self):
+        self.pending: dict[str, float] = {}
+        self.latest: dict[str, tuple[int, float]] = {}
+
+    def report(self, step: int, name: str, value: float) -> None:
+        self.pending[name] = value
+        self.latest[name] = (step, value)
+
+    def take(self) -> dict[str, float]:
+        taken, self.pending = self.pending, {}
+        return taken
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -46,20 +70,32 @@ class SampleGrids(StepCallback):
         every: int,
         start_step: int,
         writer: tf.summary.SummaryWriter | None = None,
+        generator: Callable[[], keras.Model] | None = None,
+        monitors: Monitors | None = None,
+        real_diversity: float | None = None,
     ):
+        """generator: returns G as samples should use (default: the model's own G);
+        with monitors and real_diversity, each grid also reports the diversity of the
+        fixed noise's images relative to real images."""
         super().__init__(start_step)
         if every <= 0:
             raise ValueError(f"SampleGrids: every must be positive, got {every}")
         self.run, self.noise, self.every, self.writer = run, noise, every, writer
+        self.generator, self.monitors, self.real_diversity = generator, monitors, real_diversity
         self.last_written: int | None = None
 
     def write(self, step: int) -> None:
-        images = imaging.to_uint8(self.model.generator(self.noise, training=False))
+        generator = self.generator() if self.generator else self.model.generator
+        pixels = np.asarray(generator(self.noise, training=False))
+        images = imaging.to_uint8(pixels)
         grid = imaging.make_grid(images)
         imaging.save_png(grid, self.run.sample_path(step))
         if self.writer is not None:
             with self.writer.as_default():
                 tf.summary.image("samples", grid[None], step=step)
+        if self.monitors is not None and self.real_diversity and step > 0:
+            diversity = scores.mean_pairwise_distance(pixels) / self.real_diversity
+            self.monitors.report(step, "diversity", diversity)
         self.last_written = step
 
     def on_train_begin(self, logs=None):
@@ -90,17 +126,21 @@ class MetricsLog(StepCallback):
         batch_size: int,
         start_step: int,
         writer: tf.summary.SummaryWriter | None = None,
+        monitors: Monitors | None = None,
     ):
+        """monitors: values measured now and then (diversity, KID, copy rate), written
+        into the next row."""
         super().__init__(start_step)
         if every <= 0:
             raise ValueError(f"MetricsLog: every must be positive, got {every}")
         self.path, self.every, self.batch_size, self.writer = path, every, batch_size, writer
+        self.monitors = monitors or Monitors()
         self.rows: list[list[str]] = []
         self.last_logged = start_step
 
     def on_train_begin(self, logs=None):
         self.rows = [
-            [row[column] for column in METRICS_COLUMNS]
+            [row.get(column) or "" for column in METRICS_COLUMNS]
             for row in read_metrics(self.path)
             if int(row["step"]) <= self.start_step
         ]
@@ -121,13 +161,23 @@ class MetricsLog(StepCallback):
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
         self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
-        self.rows.append([str(step), *(f"{v:.6g}" for v in values), f"{rate:.1f}"])
+        measured = self.monitors.take()
+        self.rows.append(
+            [
+                str(step),
+                *(f"{v:.6g}" for v in values),
+                f"{rate:.1f}",
+                *(f"{measured[name]:.6g}" if name in measured else "" for name in MONITOR_NAMES),
+            ]
+        )
         self._write()
         if self.writer is not None:
             with self.writer.as_default():
                 for name, value in zip(METRIC_NAMES, values, strict=True):
                     tf.summary.scalar(name, value, step=step)
                 tf.summary.scalar("images_per_sec", rate, step=step)
+                for name, value in measured.items():
+                    tf.summary.scalar(name, value, step=step)
         for metric in self.model.metrics:
             metric.reset_state()
 
@@ -160,9 +210,8 @@ class LossPlot(StepCallback):
     def draw(self) -> None:
         rows = read_metrics(self.metrics_path)
         if rows:
-            steps = [int(row["step"]) for row in rows]
-            series = {name: [float(row[name]) for row in rows] for name in METRIC_NAMES}
-            imaging.plot_losses(steps, series, self.plot_path, self.title)
+            series = {name: _series(rows, name) for name in (*METRIC_NAMES, *MONITOR_NAMES)}
+            imaging.plot_losses(series, self.plot_path, self.title)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.global_step(batch) % self.every == 0:
@@ -170,6 +219,12 @@ class LossPlot(StepCallback):
 
     def on_train_end(self, logs=None):
         self.draw()
+
+
+def _series(rows: list[dict[str, str]], name: str) -> tuple[list[int], list[float]]:
+    """The steps and values of the rows that have name (monitors only some)."""
+    present = [row for row in rows if row.get(name)]
+    return [int(row["step"]) for row in present], [float(row[name]) for row in present]
 
 
 class Diverged(Exception):
@@ -292,3 +347,167 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Evaluation(StepCallback):
+    """KID of num_samples generated images against the training data every `every` steps
+    and when the run finishes; the checkpoint with the lowest KID so far is kept in
+    checkpoints/best (with best.json saying its step and score). On small data sets it
+    also measures the copy rate, and warns when it passes `copy_warning` and climbs.
+
+    The generated images always come from the same latents, so the scores of a run
+    compare across steps."""
+
+    KID_SUBSETS = 20
+
+    def __init__(
+        self,
+        run: RunDir,
+        objects: dict,
+        generator: Callable[[], keras.Model],
+        real_images: np.ndarray,
+        extractor: Callable[[], FeatureExtractor],
+        every: int,
+        num_samples: int,
+        total_steps: int,
+        start_step: int,
+        monitors: Monitors,
+        copy_check: bool,
+        copy_warning: float,
+    ):
+        super().__init__(start_step)
+        if every <= 0:
+            raise ValueError(f"Evaluation: every must be positive, got {every}")
+        self.run, self.objects, self.generator = run, objects, generator
+        self.real_images, self.make_extractor = real_images, extractor
+        self.every, self.num_samples, self.total = every, num_samples, total_steps
+        self.monitors, self.copy_check, self.copy_warning = monitors, copy_check, copy_warning
+        self.last_evaluated: int | None = None
+        self.last_copy_rate: float | None = None
+
+    def on_train_begin(self, logs=None):
+        self.extractor = self.make_extractor()
+        self.real_features = real_features(self.run, self.real_images, self.extractor)
+        self.best = read_best(self.run)
+
+    def evaluate(self, step: int) -> None:
+        rng = np.random.default_rng(EVAL_SEED)
+        generator = self.generator()
+        latents = rng.standard_normal((self.num_samples, generator.input_shape[-1]))
+        pixels = np.concatenate(
+            [
+                np.asarray(generator(latents[i : i + 256].astype(np.float32), training=False))
+                for i in range(0, self.num_samples, 256)
+            ]
+        )
+        fake = self.extractor.features(imaging.to_uint8(pixels), batch_size=256)
+        kid = scores.kid(self.real_features, fake, subsets=self.KID_SUBSETS)
+        self.monitors.report(step, "kid", kid.mean)
+        line = f"step {step}: KID {kid.mean:.4f} +- {kid.std:.4f} ({self.extractor.name})"
+        if self.copy_check:
+            real_pixels = self.real_images.astype(np.float32) / 127.5 - 1.0
+            copies = scores.copy_rate(pixels, real_pixels)
+            self.monitors.report(step, "copy_rate", copies.rate)
+            line += f", copy rate {copies.rate:.3f}"
+            self._warn_on_copies(step, copies.rate)
+        if self.best is None or kid.mean < self.best["kid"]:
+            save_best(self.objects, self.run, step, kid.mean, self.extractor.name)
+            self.best = read_best(self.run)
+            line += ": the best so far, kept in checkpoints/best"
+        log.info(line)
+        self.last_evaluated = step
+
+    def _warn_on_copies(self, step: int, rate: float) -> None:
+        climbing = self.last_copy_rate is None or rate > self.last_copy_rate
+        if rate >= self.copy_warning and climbing:
+            log.warning(
+                "step %d: memorisation: %.0f%% of samples are closer to a training image than "
+                "training images are to each other (was %s): the generator is copying its %d "
+                "training images. Use train.diffaugment, more data, or the earlier "
+                "checkpoints/best; see dcgan nearest --ckpt %s",
+                step,
+                100 * rate,
+                "unmeasured" if self.last_copy_rate is None else f"{self.last_copy_rate:.0%}",
+                len(self.real_images),
+                self.run.root,
+            )
+        self.last_copy_rate = rate
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.global_step(batch)
+        if step % self.every == 0:
+            self.evaluate(step)
+
+    def on_train_end(self, logs=None):
+        step = self.model_step()
+        finished_past_one_interval = step >= self.total and step >= self.every
+        if finished_past_one_interval and self.last_evaluated != step:
+            self.evaluate(step)
+
+
+def read_best(run: RunDir) -> dict | None:
+    """best.json of the run's best checkpoint: {"step", "kid", "features"}, or None."""
+    try:
+        best = json.loads((run.best_checkpoint / "best.json").read_text(encoding="utf-8"))
+        return best if isinstance(best.get("kid"), float | int) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def save_best(objects: dict, run: RunDir, step: int, kid: float, features: str) -> None:
+    """Replace checkpoints/best whole: the checkpoint and best.json land together."""
+    with imaging.atomic_dir(run.best_checkpoint) as staging:
+        tf.train.Checkpoint(**objects).write(str(staging / checkpoints.PREFIX))
+        (staging / "best.json").write_text(
+            json.dumps({"step": step, "kid": kid, "features": features}) + "\n",
+            encoding="utf-8",
+        )
+
+
+class HealthWatch(StepCallback):
+    """Warnings, at each metrics row, for the two ways a GAN stops learning: mode collapse
+    (the fixed noise's images far less varied than real ones) and a D that has won
+    (it tells every real from every fake, so G's gradient vanishes). Each warning is
+    given once until its condition clears."""
+
+    COLLAPSE_DIVERSITY = 0.3  # of real images' mean pairwise distance
+    WON_ACCURACY = 0.99
+
+    def __init__(self, every: int, start_step: int, monitors: Monitors):
+        super().__init__(start_step)
+        self.every, self.monitors = every, monitors
+        self.warned: set[str] = set()
+
+    def check(self, step: int) -> None:
+        diversity = self.monitors.latest.get("diversity")
+        collapsed = diversity is not None and diversity[1] < self.COLLAPSE_DIVERSITY
+        self._warn_once(
+            "collapse",
+            collapsed,
+            f"step {step}: mode collapse? the fixed noise's samples are "
+            f"{diversity[1] if diversity else 0:.2f}x as varied as real images (below "
+            f"{self.COLLAPSE_DIVERSITY}): look at the latest sample grid; lower the learning "
+            "rates, try train.loss hinge or model.d_spectral_norm, or resume from "
+            "checkpoints/best",
+        )
+        accuracy = float(self.model.d_accuracy_tracker.result())
+        self._warn_once(
+            "won",
+            accuracy >= self.WON_ACCURACY,
+            f"step {step}: D has won: it classified {100 * accuracy:.1f}% of real and fake "
+            f"images correctly over the last {self.every} steps, so G learns little. Try "
+            "train.label_smoothing, train.diffaugment, a lower train.d_lr or "
+            "model.d_spectral_norm",
+        )
+
+    def _warn_once(self, name: str, condition: bool, message: str) -> None:
+        if condition and name not in self.warned:
+            log.warning(message)
+            self.warned.add(name)
+        elif not condition:
+            self.warned.discard(name)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.global_step(batch)
+        if step % self.every == 0:
+            self.check(step)

@@ -447,6 +447,88 @@ def evaluate(
 
 
 @main.command()
+@_ckpt_option
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Samples shown, one per row.",
+)
+@click.option(
+    "-k",
+    "neighbours",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Nearest training images shown per sample, in pixels and in features.",
+)
+@click.option(
+    "--rate-samples",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Samples the copy rate is measured on.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--features",
+    type=click.Choice(["auto", "inception", "random"]),
+    default="auto",
+    show_default=True,
+    help="Feature space of the second set of neighbours: auto uses InceptionV3 when its "
+    "weights are in Keras' cache, the fixed random network otherwise.",
+)
+@_inception_weights_option
+@click.option("--out", type=click.Path(path_type=Path), help="Folder. Default: <run>/nearest/.")
+@_force_option
+def nearest(
+    ckpt: Path,
+    count: int,
+    neighbours: int,
+    rate_samples: int,
+    seed: int,
+    features: str,
+    inception_weights: Path | None,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Has the generator copied its training images? A grid of samples, each beside its
+    nearest training images (pixels, then features), and the copy rate: the share of
+    samples closer to a training image than training images are to each other.
+
+    \b
+    Example:
+      dcgan nearest --ckpt runs/00004-roses -n 8 -k 4
+    """
+    import_tensorflow()
+    from dcgan import evaluation
+    from dcgan.features import make_extractor
+    from dcgan.generate import load_generator, run_config
+    from dcgan.sources import load_images
+
+    with _input_errors():
+        generator = load_generator(ckpt)
+        run = evaluation.require_run(generator)
+        extractor = make_extractor(features, inception_weights, download=features == "inception")
+        real = load_images(run_config(run).data)
+        written, report = evaluation.write_nearest(
+            generator, real, extractor, count, neighbours, rate_samples, seed,
+            out or run.root / "nearest", force,
+        )  # fmt: skip
+    rate, threshold = report["copy_rate"], report["copy_threshold"]
+    click.echo(
+        f"copy rate {rate:.3f}: {rate:.1%} of {rate_samples} samples are nearer a training "
+        f"image than {1 - report['copy_quantile']:.0%} of training images are to their own "
+        f"nearest neighbour (pixel distance {threshold:.3f}); "
+        f"{'it looks healthy' if rate <= 2 * report['copy_quantile'] else 'it is copying'}"
+    )
+    _report(written, f"{count} samples beside their {neighbours} nearest of {len(real)} "
+            f"training images (pixels | {extractor.name})")  # fmt: skip
+
+
+@main.command()
 @click.argument("folder", type=click.Path(path_type=Path), default="runs")
 def runs(folder: Path) -> None:
     """List the runs under an output folder: data, size, progress, last losses, state."""

@@ -55,6 +55,11 @@ class ModelConfig(_Section):
     d_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     leaky_slope: float = Field(0.2, ge=0.0, lt=1.0)
     init_std: float | None = Field(0.02, gt=0.0)  # None: Keras' Glorot default
+    # Miyato et al. (2018): every weight layer of D divided by its largest singular value.
+    d_spectral_norm: bool = False
+    # Decay of an exponential moving average of G's weights, used for samples, evaluation
+    # and export; None: the trained weights themselves.
+    ema: float | None = Field(None, gt=0.0, lt=1.0)
 
 
 class TrainConfig(_Section):
@@ -64,6 +69,12 @@ class TrainConfig(_Section):
     d_lr: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    loss: Literal["bce", "hinge", "lsgan", "wgan-gp"] = "bce"
+    gp_weight: float = Field(10.0, gt=0.0)  # wgan-gp's gradient penalty
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided: real target 1 - this
+    d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
+    # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
+    diffaugment: list[Literal["color", "translation", "cutout"]] = []
     # TensorFlow's op determinism: a resumed run matches an unbroken one bit for bit.
     deterministic: bool = False
     on_nan: Literal["stop", "rollback"] = "stop"
@@ -88,6 +99,19 @@ class OutputConfig(_Section):
     log_every: int = Field(50, gt=0)
 
 
+class EvalConfig(_Section):
+    # KID on num_samples generated images every `every` steps; the best checkpoint by it
+    # is kept in checkpoints/best. None: no evaluation during training.
+    every: int | None = Field(1000, gt=0)
+    num_samples: int = Field(1000, ge=10)
+    # auto: InceptionV3 when its weights are in Keras' cache, else a fixed random network
+    # that needs no download (the log says which).
+    features: Literal["auto", "inception", "random"] = "auto"
+    # The memorisation check runs on data sets of at most this many images.
+    copy_check_max_images: int = Field(5000, ge=0)
+    copy_rate_warning: float = Field(0.2, gt=0.0, le=1.0)
+
+
 class Config(_Section):
     name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     seed: int = Field(0, ge=0, lt=2**31)
@@ -95,9 +119,10 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
-    def _check_reachable(self, info: ValidationInfo) -> Config:
+    def _check_across_keys(self, info: ValidationInfo) -> Config:
         size = self.data.image_size
         if self.model.arch == "tutorial":
             if size % 4 or not MIN_BASE <= size // 4 <= MAX_BASE:
@@ -108,6 +133,17 @@ class Config(_Section):
                 )
         else:
             base_and_depth(size, self.model.depth)
+        if self.train.loss == "wgan-gp" and self.model.d_norm == "batch":
+            raise _KeyError(
+                "model.d_norm",
+                "'batch' does not go with train.loss 'wgan-gp': the gradient penalty is "
+                "per image, which BatchNorm mixes across the batch (use 'layer' or 'none')",
+            )
+        if self.train.label_smoothing and self.train.loss not in ("bce", "lsgan"):
+            raise _KeyError(
+                "train.label_smoothing",
+                f"applies to the bce and lsgan losses, not '{self.train.loss}'",
+            )
         if info.context and not info.context.get("check_data", True):
             return self  # generating from a run needs no training data
         if self.data.source in SOURCES_WITH_PATH and self.data.path is None:

@@ -80,9 +80,7 @@ def evaluate(
     fake = extractor.features(fake_images, batch_size)
     kid = scores.kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size)
     precision_recall = scores.precision_recall(real, fake, k=k)
-    copies = scores.copy_rate(
-        fake_images.astype(np.float32) / 127.5 - 1.0, real_images.astype(np.float32) / 127.5 - 1.0
-    )
+    copies = scores.copy_rate(_pixels(fake_images), _pixels(real_images))
     return {
         "checkpoint": generator.source,
         "features": extractor.name,
@@ -101,17 +99,84 @@ def evaluate(
     }
 
 
-def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Path:
-    """<run>/eval/<checkpoint>-<space>.json: one file per checkpoint and feature space."""
+def require_run(generator: LoadedGenerator) -> RunDir:
     if generator.run is None:
         raise RunDirError(
-            f"--ckpt {generator.source}: evaluation needs a run directory or a checkpoint "
-            "inside one (its config names the training data)"
+            f"--ckpt {generator.source}: this needs a run directory or a checkpoint inside "
+            "one (its config names the training data)"
         )
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(generator.source).name.removesuffix(".keras"))
-    return generator.run.eval_dir / f"{stem}-{extractor.name}.json"
+    return generator.run
+
+
+def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Path:
+    """<run>/eval/<checkpoint>-<space>.json: one file per checkpoint and feature space."""
+    return require_run(generator).eval_dir / f"{_checkpoint_stem(generator)}-{extractor.name}.json"
 
 
 def write_results(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     imaging.atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+
+
+def write_nearest(
+    generator: LoadedGenerator,
+    real_images: np.ndarray,
+    extractor: FeatureExtractor,
+    count: int,
+    neighbours: int,
+    rate_samples: int,
+    seed: int,
+    out: Path,
+    force: bool,
+) -> tuple[list[Path], dict]:
+    """The memorisation check: a grid whose rows are one generated sample, its nearest
+    training images in pixels, then its nearest in features (a grey tile between), and the
+    copy rate of rate_samples samples, as <stem>.png and <stem>.json in out."""
+    stem = f"{_checkpoint_stem(generator)}-seed-{seed}"
+    grid_path, json_path = out / f"{stem}.png", out / f"{stem}.json"
+    imaging.refuse_existing([grid_path, json_path], force)
+    samples = generated_images(generator, max(count, rate_samples), seed)
+    shown = samples[:count]
+    real_pixels = _pixels(real_images)
+    by_pixels, pixel_distances = scores.nearest(
+        _pixels(shown).reshape(count, -1), real_pixels.reshape(len(real_images), -1), neighbours
+    )
+    real = real_features(generator.run, real_images, extractor)
+    by_features, _ = scores.nearest(extractor.features(shown), real, neighbours)
+    gap = np.full_like(shown[:1], 128)
+    tiles = [
+        tile
+        for i in range(count)
+        for tile in (
+            shown[i : i + 1],
+            gap,
+            real_images[by_pixels[i]],
+            gap,
+            real_images[by_features[i]],
+        )
+    ]
+    columns = 1 + 1 + neighbours + 1 + neighbours
+    out.mkdir(parents=True, exist_ok=True)
+    imaging.save_png(imaging.make_grid(np.concatenate(tiles), columns=columns), grid_path)
+    copies = scores.copy_rate(_pixels(samples[:rate_samples]), real_pixels)
+    report = {
+        "checkpoint": generator.source,
+        "features": extractor.name,
+        "training_images": len(real_images),
+        "samples": rate_samples,
+        "copy_rate": copies.rate,
+        "copy_threshold": copies.threshold,
+        "copy_quantile": copies.quantile,
+        "median_nearest_distance": float(np.median(copies.sample_distances)),
+        "shown_nearest_pixel_distances": pixel_distances[:, 0].round(4).tolist(),
+    }
+    imaging.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    return [grid_path, json_path], report
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def _checkpoint_stem(generator: LoadedGenerator) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(generator.source).name.removesuffix(".keras"))

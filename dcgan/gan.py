@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from dcgan.augment import diff_augment
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the adversarial game optimises: the loss pair, its extras and D's view."""
+
+    loss: str = "bce"  # bce | hinge | lsgan | wgan-gp
+    gp_weight: float = 10.0
+    label_smoothing: float = 0.0  # one-sided: the real target is 1 - this
+    d_steps: int = 1
+    augment: tuple[str, ...] = ()  # DiffAugment policies applied to every image D sees
+
+    @property
+    def decision(self) -> float | None:
+        """The output value that separates 'real' from 'fake' in D's accuracy; None for
+        the WGAN critic, whose scores have no fixed boundary."""
+        return {"bce": 0.0, "hinge": 0.0, "lsgan": 0.5}.get(self.loss)
 
 
 def bce_with_logits(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
@@ -13,21 +34,53 @@ def bce_with_logits(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+def d_loss_of(objective: Objective, real: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
+    """D's loss from its outputs on real and fake images (the gradient penalty aside)."""
+    real_target = 1.0 - objective.label_smoothing
+    if objective.loss == "bce":
+        return bce_with_logits(real_target, real) + bce_with_logits(0.0, fake)
+    if objective.loss == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+    if objective.loss == "lsgan":
+        return 0.5 * tf.reduce_mean((real - real_target) ** 2) + 0.5 * tf.reduce_mean(fake**2)
+    return tf.reduce_mean(fake) - tf.reduce_mean(real)  # wgan-gp
+
+
+def g_loss_of(objective: Objective, fake: tf.Tensor) -> tf.Tensor:
+    if objective.loss == "bce":
+        return bce_with_logits(1.0, fake)  # the non-saturating loss of the GAN paper
+    if objective.loss == "lsgan":
+        return 0.5 * tf.reduce_mean((fake - 1.0) ** 2)
+    return -tf.reduce_mean(fake)  # hinge and wgan-gp
+
+
 class DCGAN(keras.Model):
-    """D(G(z)): one train_step makes a D update on real and fake images, then a G update.
+    """D(G(z)): one train_step makes objective.d_steps D updates on real and fake images,
+    then a G update.
 
     The latents of a step are a pure function of (seed, step), so a checkpoint's step
     counter is all a resume needs to continue the noise stream, and every replica of a
     distributed run draws the same global batch of latents and takes its own slice: a
-    mirrored run sees exactly the latents of a single-device run.
+    mirrored run sees exactly the latents of a single-device run. DiffAugment's draws are
+    keyed the same way.
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, seed: int, **kwargs):
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        seed: int,
+        objective: Objective = Objective(),
+        ema_decay: float | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(generator.input_shape[-1])
         self.seed = seed
+        self.objective = objective
+        self.ema_decay = ema_decay
         # Written by the first replica only: every replica computes the same values.
         counter = {"trainable": False, "aggregation": "only_first_replica"}
         self.step = keras.Variable(0, dtype="int64", name="step", **counter)
@@ -35,10 +88,20 @@ class DCGAN(keras.Model):
         # rates: saved in checkpoints so that a resumed run keeps its lowered rates.
         self.rollbacks = keras.Variable(0, dtype="int64", name="rollbacks", **counter)
         self.lr_scale = keras.Variable(1.0, dtype="float32", name="lr_scale", **counter)
+        # The moving average of every generator weight (BatchNorm's statistics copied).
+        self.ema_weights = (
+            [
+                keras.Variable(w.numpy(), name=f"ema_{i}", **counter)  # a copy, not an alias
+                for i, w in enumerate(generator.weights)
+            ]
+            if ema_decay is not None
+            else []
+        )
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.d_accuracy_tracker = keras.metrics.Mean(name="d_accuracy")
         # G and D are built; so is this model, whose call() takes latents, not the images
         # fit() would otherwise trace it with under a distribution strategy.
         self.built = True
@@ -58,7 +121,13 @@ class DCGAN(keras.Model):
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+        return [
+            self.d_loss_tracker,
+            self.g_loss_tracker,
+            self.d_real_tracker,
+            self.d_fake_tracker,
+            self.d_accuracy_tracker,
+        ]
 
     def reset_metrics(self) -> None:
         """A no-op: fit() would clear the running averages at its start, but a resumed run
@@ -67,48 +136,127 @@ class DCGAN(keras.Model):
     def call(self, z, training: bool = False):
         return self.generator(z, training=training)
 
-    def _latents(self, batch_size):
+    def sampling_weights(self) -> list[np.ndarray]:
+        """The generator weights that samples, evaluation and export use: the moving
+        average when model.ema is on, the trained weights otherwise."""
+        return [w.numpy() for w in (self.ema_weights or self.generator.weights)]
+
+    def _key(self, *salt: int) -> tf.Tensor:
+        key = tf.stack([tf.constant(self.seed, tf.int64), self.step.value])
+        for value in salt:
+            key = tf.random.experimental.stateless_fold_in(key, value)
+        return key
+
+    def _latents(self, batch_size, salt: tuple[int, ...] = ()):
         """This replica's slice of the step's global batch of latents."""
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context else 1
         replica = context.replica_id_in_sync_group if context else 0
-        key = tf.stack([tf.constant(self.seed, tf.int64), self.step.value])
-        every = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=key)
+        every = tf.random.stateless_normal(
+            (batch_size * replicas, self.latent_dim), seed=self._key(*salt)
+        )
         return every[replica * batch_size : (replica + 1) * batch_size]
 
-    def train_step(self, real_images):
-        batch_size = tf.shape(real_images)[0]
-        d_vars = self.discriminator.trainable_variables
-        g_vars = self.generator.trainable_variables
+    def _d_sees(self, images, salt: int, training: bool = True):
+        """D's output for images, through DiffAugment when it is on. Each replica draws
+        its own transformations (salted by its id): they are per image anyway."""
+        if self.objective.augment:
+            context = tf.distribute.get_replica_context()
+            replica = context.replica_id_in_sync_group if context else 0
+            key = tf.random.experimental.stateless_fold_in(self._key(1000 + salt), replica)
+            images = diff_augment(images, self.objective.augment, key)
+        return self.discriminator(images, training=training)
 
-        # One batch of fakes serves both updates (as in PyTorch's DCGAN example): G's
-        # forward pass is kept on g_tape while D steps on a detached copy of it.
+    def _gradient_penalty(self, real_images, fake_images, salt: int):
+        """WGAN-GP (Gulrajani et al., 2017): (|grad D(x)| - 1)^2 at random points between
+        real and fake images."""
+        shape = [tf.shape(real_images)[0], 1, 1, 1]
+        mix = tf.random.stateless_uniform(shape, self._key(2000 + salt))
+        between = mix * real_images + (1.0 - mix) * fake_images
+        with tf.GradientTape() as tape:
+            tape.watch(between)
+            scores = self._d_sees(between, salt=3000 + salt)
+        grads = tf.cast(tape.gradient(scores, between), tf.float32)
+        norms = tf.sqrt(tf.reduce_sum(grads**2, axis=[1, 2, 3]) + 1e-12)
+        return tf.reduce_mean((norms - 1.0) ** 2)
+
+    def _d_update(self, real_images, fake_images, salt: int):
+        """One D step on a batch of real and (detached) fake images."""
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as d_tape:
+            real_out = self._d_sees(real_images, salt=2 * salt)
+            fake_out = self._d_sees(fake_images, salt=2 * salt + 1)
+            d_loss = d_loss_of(self.objective, real_out, fake_out)
+            if self.objective.loss == "wgan-gp":
+                penalty = self._gradient_penalty(real_images, fake_images, salt)
+                d_loss += self.objective.gp_weight * penalty
+            scaled_d_loss = _scaled(self.d_optimizer, d_loss)
+        self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
+        return d_loss, real_out, fake_out
+
+    def train_step(self, real_images):
+        steps = self.objective.d_steps
+        # The dataset hands each step d_steps batches at once: one per D update.
+        batch_size = tf.shape(real_images)[0] // steps
+        g_vars = self.generator.trainable_variables
+        for extra in range(1, steps):
+            fakes = self.generator(self._latents(batch_size, (extra,)), training=True)
+            reals = real_images[extra * batch_size : (extra + 1) * batch_size]
+            self._d_update(reals, tf.stop_gradient(fakes), salt=extra)
+
+        # One batch of fakes serves the last D update and the G update (as in PyTorch's
+        # DCGAN example): G's forward pass is kept on g_tape while D steps on a detached
+        # copy of it.
         with tf.GradientTape() as g_tape:
             fake_images = self.generator(self._latents(batch_size), training=True)
-            with g_tape.stop_recording(), tf.GradientTape() as d_tape:
-                real_logits = self.discriminator(real_images, training=True)
-                fake_logits = self.discriminator(tf.stop_gradient(fake_images), training=True)
-                d_loss = bce_with_logits(1.0, real_logits) + bce_with_logits(0.0, fake_logits)
-                scaled_d_loss = _scaled(self.d_optimizer, d_loss)
             with g_tape.stop_recording():
-                self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
+                d_loss, real_out, fake_out = self._d_update(
+                    real_images[:batch_size], tf.stop_gradient(fake_images), salt=0
+                )
             # The updated D judges the same fakes for G's step.
-            fake_logits_for_g = self.discriminator(fake_images, training=True)
-            g_loss = bce_with_logits(1.0, fake_logits_for_g)
+            g_loss = g_loss_of(self.objective, self._d_sees(fake_images, salt=999))
             scaled_g_loss = _scaled(self.g_optimizer, g_loss)
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
+        if self.ema_weights:
+            self._update_ema()
 
         self.step.assign_add(1)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        probability = self.objective.loss == "bce"
+        self.d_real_tracker.update_state(
+            tf.reduce_mean(tf.sigmoid(real_out) if probability else real_out)
+        )
+        self.d_fake_tracker.update_state(
+            tf.reduce_mean(tf.sigmoid(fake_out) if probability else fake_out)
+        )
+        self.d_accuracy_tracker.update_state(self._d_accuracy(real_out, fake_out))
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages a multi-worker step's outputs along axis 0, which a scalar
             # lacks (keras/src/backend/tensorflow/trainer.py, reduce_per_replica).
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+    def _d_accuracy(self, real_out, fake_out):
+        """The share of real and fake images that D put on the right side of its boundary
+        (for the WGAN critic: of the midpoint between its mean real and fake scores)."""
+        boundary = self.objective.decision
+        if boundary is None:
+            boundary = 0.5 * (tf.reduce_mean(real_out) + tf.reduce_mean(fake_out))
+        right = tf.concat(
+            [tf.cast(real_out > boundary, tf.float32), tf.cast(fake_out <= boundary, tf.float32)],
+            axis=0,
+        )
+        return tf.reduce_mean(right)
+
+    def _update_ema(self):
+        decay = tf.constant(self.ema_decay, tf.float32)
+        for average, weight in zip(self.ema_weights, self.generator.weights, strict=True):
+            if weight.trainable:
+                average.assign(decay * average + (1.0 - decay) * weight)
+            else:
+                average.assign(weight)  # BatchNorm's moving statistics: already averages
 
 
 def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -137,6 +285,8 @@ def make_gan(
     d_lr: float,
     beta1: float,
     beta2: float,
+    objective: Objective = Objective(),
+    ema_decay: float | None = None,
     loss_scaling: bool = False,
     jit_compile: bool = False,
 ) -> DCGAN:
@@ -149,7 +299,7 @@ def make_gan(
             return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         return optimizer
 
-    gan = DCGAN(generator, discriminator, seed=seed)
+    gan = DCGAN(generator, discriminator, seed=seed, objective=objective, ema_decay=ema_decay)
     gan.compile(
         d_optimizer=adam(d_lr, "d_adam"),
         g_optimizer=adam(g_lr, "g_adam"),
@@ -185,6 +335,7 @@ def checkpoint_objects(gan: DCGAN) -> dict:
         "rollbacks": gan.rollbacks.value,
         "lr_scale": gan.lr_scale.value,
         "layer_random_states": random_states(gan.generator) + random_states(gan.discriminator),
+        "ema_weights": [v.value for v in gan.ema_weights],
         "metric_states": [v.value for metric in gan.metrics for v in metric.variables],
     }
 

@@ -79,7 +79,11 @@ def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
 
     config = run_config(run)
     generator = inference_generator(config)
-    checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
+    if config.model.ema is not None:  # the moving average is what the run samples from
+        weights = [w.value for w in generator.weights]
+        checkpoints.restore_checkpoint({"ema_weights": weights}, path, partial=True)
+    else:
+        checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
     return LoadedGenerator(generator, str(path), run)
 
 

@@ -172,28 +172,45 @@ def save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> Non
         imageio.mimwrite(tmp, rgb, format="FFMPEG", fps=fps, macro_block_size=1)
 
 
+OUTPUT_SERIES = ("d_real", "d_fake", "d_accuracy")
+EVALUATION_SERIES = ("kid", "diversity", "copy_rate")
+
+
 def plot_losses(
-    steps: Sequence[int], series: dict[str, Sequence[float]], path: Path, title: str = ""
+    series: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path, title: str = ""
 ) -> None:
-    """Loss curves (left axis) and D's outputs (right axis) against the step."""
+    """Loss curves, D's outputs and accuracy, and (once measured) the evaluation series,
+    each against the steps it was measured at: series maps a name to (steps, values)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4.5), dpi=100)
-    losses = figure.add_subplot(1, 2, 1)
-    outputs = figure.add_subplot(1, 2, 2)
-    for name, values in series.items():
-        axis = outputs if name.startswith("d_real") or name.startswith("d_fake") else losses
-        axis.plot(steps, values, label=name, linewidth=1)
+    evaluated = any(series.get(name, ((), ()))[0] for name in EVALUATION_SERIES)
+    panels = 3 if evaluated else 2
+    figure = Figure(figsize=(4 * panels, 4.5), dpi=100)
+    axes = [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
+    losses, outputs = axes[0], axes[1]
+    for name, (steps, values) in series.items():
+        if not steps:
+            continue
+        if name in OUTPUT_SERIES:
+            axis = outputs
+        elif name in EVALUATION_SERIES:
+            axis = axes[2]
+        else:
+            axis = losses
+        marker = "o" if name in EVALUATION_SERIES else None
+        axis.plot(steps, values, label=name, linewidth=1, marker=marker, markersize=3)
     losses.set_title("losses")
-    outputs.set_title("D(x) and D(G(z))")
-    outputs.set_ylim(0, 1)
-    for axis in (losses, outputs):
+    outputs.set_title("D(x), D(G(z)) and D's accuracy")
+    if evaluated:
+        axes[2].set_title("evaluation")
+    for axis in axes:
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-        axis.legend(loc="best", fontsize="small")
+        if axis.lines:
+            axis.legend(loc="best", fontsize="small")
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -35,7 +35,7 @@ def build_discriminator(
 ) -> keras.Model:
     batch_norm = _batch_norm(sync_norm, fused_norm)
     if config.model.arch == "tutorial":
-        return _tutorial_discriminator(config)
+        return _tutorial_discriminator(config, _spectral_wrapper(config.model.d_spectral_norm))
     return _dcgan_discriminator(config, batch_norm)
 
 
@@ -90,6 +90,56 @@ class FusedBatchNormalization(layers.BatchNormalization):
             self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
         )
         return tf.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SpectralNormalization(layers.Wrapper):
+    """A Conv2D or Dense whose kernel is divided by its largest singular value in every
+    forward pass (Miyato et al., 2018): the gradient flows through the division, and one
+    power iteration per training call refines the singular vector estimate u.
+
+    Keras' own SpectralNormalization instead overwrites the kernel variable with the
+    normalised one, which makes the optimizer step on a projected weight.
+    """
+
+    def build(self, input_shape):
+        if not isinstance(self.layer, layers.Conv2D | layers.Dense):
+            raise TypeError(f"SpectralNormalization wraps Conv2D or Dense, not {self.layer}")
+        self.layer.build(input_shape)
+        self.vector_u = self.add_weight(
+            shape=(1, self.layer.kernel.shape[-1]),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            trainable=False,
+            name="vector_u",
+            dtype="float32",
+        )
+        self.built = True
+
+    def normalised_kernel(self, training: bool = False):
+        kernel = self.layer.kernel
+        matrix = tf.reshape(tf.cast(kernel, "float32"), [-1, kernel.shape[-1]])
+        u = tf.convert_to_tensor(self.vector_u)
+        v = tf.math.l2_normalize(tf.matmul(u, matrix, transpose_b=True))
+        u = tf.math.l2_normalize(tf.matmul(v, matrix))
+        u, v = tf.stop_gradient(u), tf.stop_gradient(v)
+        if training:
+            self.vector_u.assign(u)
+        sigma = tf.squeeze(tf.matmul(tf.matmul(v, matrix), u, transpose_b=True))
+        return tf.cast(tf.cast(kernel, "float32") / sigma, self.compute_dtype)
+
+    def call(self, inputs, training=None):
+        kernel = self.normalised_kernel(bool(training))
+        inner = self.layer
+        if isinstance(inner, layers.Conv2D):
+            outputs = inner.convolution_op(inputs, kernel)
+        else:
+            outputs = tf.matmul(inputs, kernel)
+        if inner.use_bias:
+            outputs = tf.nn.bias_add(outputs, tf.cast(inner.bias, outputs.dtype))
+        return inner.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
 
 
 def _norm(kind: str, config: Config, name: str, batch_norm) -> layers.Layer | None:
@@ -157,26 +207,38 @@ def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
     widths = _widths(model.d_width, depth, model.max_width)
     init = _kernel_init(config)
 
+    spectral = _spectral_wrapper(model.d_spectral_norm)
     image = keras.Input((size, size, channels), name="image")
     x = image
     for i, filters in enumerate(widths, start=1):
         norm = _norm(model.d_norm, config, f"down{i}_norm", batch_norm) if i > 1 else None
-        x = layers.Conv2D(
-            filters,
-            4,
-            strides=2,
-            padding="same",
-            use_bias=norm is None,
-            kernel_initializer=init,
-            name=f"down{i}",
+        x = spectral(
+            layers.Conv2D(
+                filters,
+                4,
+                strides=2,
+                padding="same",
+                use_bias=norm is None,
+                kernel_initializer=init,
+                name=f"down{i}",
+            )
         )(x)
         x = norm(x) if norm else x
         x = layers.LeakyReLU(model.leaky_slope, name=f"down{i}_lrelu")(x)
         if model.d_dropout:
             x = layers.Dropout(model.d_dropout, name=f"down{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, kernel_initializer=init, dtype="float32", name="logit")(x)
+    logit = spectral(layers.Dense(1, kernel_initializer=init, dtype="float32", name="logit"))(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+def _spectral_wrapper(on: bool):
+    def wrap(layer: layers.Layer) -> layers.Layer:
+        if not on:
+            return layer
+        return SpectralNormalization(layer, dtype=layer.dtype_policy, name=f"{layer.name}_sn")
+
+    return wrap
 
 
 # The TensorFlow DCGAN tutorial (MNIST): Keras' default initialisers and LeakyReLU(0.3).
@@ -203,15 +265,15 @@ def _tutorial_generator(config: Config, batch_norm) -> keras.Model:
     return keras.Model(z, image, name="generator")
 
 
-def _tutorial_discriminator(config: Config) -> keras.Model:
+def _tutorial_discriminator(config: Config, spectral) -> keras.Model:
     size, channels = config.data.image_size, config.data.channels
     image = keras.Input((size, size, channels), name="image")
-    x = layers.Conv2D(64, 5, strides=2, padding="same", name="down1")(image)
+    x = spectral(layers.Conv2D(64, 5, strides=2, padding="same", name="down1"))(image)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="down1_lrelu")(x)
     x = layers.Dropout(0.3, name="down1_dropout")(x)
-    x = layers.Conv2D(128, 5, strides=2, padding="same", name="down2")(x)
+    x = spectral(layers.Conv2D(128, 5, strides=2, padding="same", name="down2"))(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="down2_lrelu")(x)
     x = layers.Dropout(0.3, name="down2_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    logit = spectral(layers.Dense(1, dtype="float32", name="logit"))(x)
     return keras.Model(image, logit, name="discriminator")

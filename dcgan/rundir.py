@@ -23,8 +23,12 @@ RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
 CHECKPOINT_PREFIX = "ckpt"  # files inside a checkpoint folder: ckpt.index, ckpt.data-*
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
-METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec")
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")  # DCGAN.metrics
+# Measured now and then (sample grids, evaluations): empty in the other rows.
+MONITOR_NAMES = ("diversity", "kid", "copy_rate")
+METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec", *MONITOR_NAMES)
+# Every row has these, also in runs written before d_accuracy and the monitors existed.
+REQUIRED_COLUMNS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
         rows = {
             int(row["step"]): row
             for row in csv.DictReader(stream)
-            if (row.get("step") or "").isdigit() and all(row.get(c) for c in METRICS_COLUMNS)
+            if (row.get("step") or "").isdigit() and all(row.get(c) for c in REQUIRED_COLUMNS)
         }
     return [rows[step] for step in sorted(rows)]
 

@@ -68,10 +68,11 @@ def kid(
     seed: int = 0,
 ) -> Kid:
     """KID: the unbiased MMD^2 averaged over random subsets of both sets, with the spread
-    across subsets (subset_size is capped by the smaller set)."""
-    size = min(subset_size, len(features_a), len(features_b))
+    across subsets. subset_size is capped at half the smaller set, so that the subsets
+    differ and the spread says something."""
+    size = min(subset_size, min(len(features_a), len(features_b)) // 2)
     if size < 2:
-        raise ValueError(f"KID needs at least 2 feature vectors per set, got {size}")
+        raise ValueError("KID needs at least 4 feature vectors per set")
     rng = np.random.default_rng(seed)
     values = [
         mmd2_unbiased(
@@ -164,3 +165,13 @@ def copy_rate(samples: np.ndarray, training: np.ndarray, quantile: float = 0.1) 
 def as_dict(result) -> dict:
     """A result dataclass as JSON-ready numbers (arrays left out)."""
     return {k: v for k, v in asdict(result).items() if not isinstance(v, np.ndarray)}
+
+
+def mean_pairwise_distance(images: np.ndarray) -> float:
+    """The mean Euclidean distance between all pairs of distinct images (flattened): how
+    varied a set is. A collapsed generator gives nearly the same image for every latent."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    if len(flat) < 2:
+        raise ValueError("diversity needs at least 2 images")
+    distances = pairwise_distances(flat, flat)
+    return float(distances.sum() / (len(flat) * (len(flat) - 1)))

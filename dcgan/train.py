@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -14,12 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import callbacks, checkpoints, imaging, rundir
+from dcgan import callbacks, checkpoints, evaluation, imaging, rundir, scores
 from dcgan.config import Config
 from dcgan.data import make_distributed_dataset
 from dcgan.errors import ConfigError, OutputError, TrainingDiverged
 from dcgan.execution import Execution, plan
-from dcgan.gan import DCGAN, checkpoint_objects, make_gan, set_learning_rates
+from dcgan.features import make_extractor
+from dcgan.gan import DCGAN, Objective, checkpoint_objects, make_gan, set_learning_rates
 from dcgan.models import build_discriminator, build_generator, inference_generator
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
@@ -55,9 +56,34 @@ def build_gan(config: Config, execution: Execution | None = None) -> DCGAN:
             d_lr=config.train.d_lr,
             beta1=config.train.beta1,
             beta2=config.train.beta2,
+            objective=objective(config),
+            ema_decay=config.model.ema,
             loss_scaling=bool(execution and execution.loss_scaling),
             jit_compile=bool(execution and execution.xla),
         )
+
+
+def objective(config: Config) -> Objective:
+    train = config.train
+    return Objective(
+        loss=train.loss,
+        gp_weight=train.gp_weight,
+        label_smoothing=train.label_smoothing,
+        d_steps=train.d_steps,
+        augment=tuple(train.diffaugment),
+    )
+
+
+def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
+    """A function that returns G as samples, evaluation and export see it now: float32,
+    Keras' own layers, and the moving-average weights when model.ema is on."""
+    model = inference_generator(config)
+
+    def current() -> keras.Model:
+        model.set_weights(gan.sampling_weights())
+        return model
+
+    return current
 
 
 def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
@@ -178,10 +204,14 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
             # The data order is a function of the step, so each segment (the whole run,
             # or the part after a rollback) asks for the batches from its first step on.
             dataset = make_distributed_dataset(
-                images, config.train.batch_size, config.seed, segment_start, execution.strategy
+                images,
+                config.train.batch_size * config.train.d_steps,  # a batch per D update
+                config.seed,
+                segment_start,
+                execution.strategy,
             )
             side_effects = _side_effects(
-                config, run, gan, objects, noise, writer, segment_start, progress_stream
+                config, run, gan, objects, noise, images, writer, segment_start, progress_stream
             )
             try:
                 with _stop_after_this_step(gan) as stop:
@@ -246,20 +276,54 @@ def _side_effects(
     gan: DCGAN,
     objects: dict,
     noise: np.ndarray,
+    images: np.ndarray,
     writer: tf.summary.SummaryWriter,
     start_step: int,
     progress_stream,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one fit(), in the order they run after each step: the divergence
-    guard first, so that nothing from a diverged step is written."""
+    guard first, so that nothing from a diverged step is written; the measurements before
+    the metrics row that reports them."""
     out, batch_size = config.output, config.train.batch_size
+    monitors = callbacks.Monitors()
+    generator = sampling_generator(gan, config)
+    real_sample = evaluation.real_subset(images, config.output.num_samples)
     side_effects = [
         callbacks.DivergenceGuard(start_step),
         callbacks.Progress(
             config.train.steps, batch_size, out.log_every, start_step, stream=progress_stream
         ),
-        callbacks.MetricsLog(run.metrics, out.log_every, batch_size, start_step, writer),
-        callbacks.SampleGrids(run, noise, out.sample_every, start_step, writer),
+        callbacks.SampleGrids(
+            run,
+            noise,
+            out.sample_every,
+            start_step,
+            writer,
+            generator=generator,
+            monitors=monitors,
+            real_diversity=scores.mean_pairwise_distance(real_sample / 127.5 - 1.0),
+        ),
+    ]
+    if config.eval.every is not None:
+        side_effects.append(
+            callbacks.Evaluation(
+                run,
+                objects,
+                generator,
+                evaluation.real_subset(images, config.eval.num_samples),
+                lambda: make_extractor(config.eval.features, download=False),
+                config.eval.every,
+                config.eval.num_samples,
+                config.train.steps,
+                start_step,
+                monitors,
+                copy_check=len(images) <= config.eval.copy_check_max_images,
+                copy_warning=config.eval.copy_rate_warning,
+            )
+        )
+    side_effects += [
+        callbacks.HealthWatch(out.log_every, start_step, monitors),
+        callbacks.MetricsLog(run.metrics, out.log_every, batch_size, start_step, writer, monitors),
         callbacks.LossPlot(
             run.metrics, run.losses_plot, out.sample_every, start_step, title=run.root.name
         ),
@@ -319,5 +383,5 @@ def _roll_back(
 
 def _write_final_artifacts(gan: DCGAN, run: RunDir, config: Config) -> None:
     with imaging.atomic_path(run.generator) as tmp:
-        inference_generator(config, gan.generator).save(tmp)
+        sampling_generator(gan, config)().save(tmp)
     imaging.write_progress_gif(run.sample_grids(), run.progress_gif)

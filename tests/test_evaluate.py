@@ -132,7 +132,7 @@ def test_a_missing_or_foreign_weights_file_is_one_line(trained_run, tmp_path):
 def test_an_exported_generator_alone_cannot_be_evaluated(trained_run):
     result = invoke("evaluate", "--ckpt", trained_run / "generator.keras", "--features", "random")
     assert result.exit_code == 2
-    assert "needs a run directory" in result.output
+    assert "needs a run directory or a checkpoint inside one" in result.output
 
 
 def test_inception_features_from_a_weights_file_in_keras_format(trained_run, tmp_path):

@@ -66,14 +66,20 @@ def test_loss_plot_is_a_png(tmp_path):
     path = tmp_path / "losses.png"
     steps = [10, 20, 30]
     series = {
-        "d_loss": [1.4, 1.2, 1.0],
-        "g_loss": [0.7, 0.9, 1.1],
-        "d_real": [0.5, 0.6, 0.7],
-        "d_fake": [0.5, 0.4, 0.3],
+        "d_loss": (steps, [1.4, 1.2, 1.0]),
+        "g_loss": (steps, [0.7, 0.9, 1.1]),
+        "d_real": (steps, [0.5, 0.6, 0.7]),
+        "d_fake": (steps, [0.5, 0.4, 0.3]),
+        "kid": ([], []),
     }
-    imaging.plot_losses(steps, series, path, "run")
+    imaging.plot_losses(series, path, "run")
     with Image.open(path) as plot:
         assert plot.format == "PNG" and plot.size == (800, 450)
+    # Once an evaluation series has points, a third panel shows it.
+    series["kid"] = ([20], [0.12])
+    imaging.plot_losses(series, path, "run")
+    with Image.open(path) as plot:
+        assert plot.size == (1200, 450)
 
 
 def test_atomic_dir_replaces_whole_and_keeps_the_old_folder_on_failure(tmp_path):

@@ -82,7 +82,7 @@ def test_kid_reports_its_spread_over_subsets_and_grows_with_the_gap():
     assert same.std > 0
     assert abs(same.mean) < 3 * same.std
     assert shifted.mean > same.mean + 5 * shifted.std
-    assert scores.kid(real[:50], real, subset_size=1000).subset_size == 50
+    assert scores.kid(real[:50], real, subset_size=1000).subset_size == 25
 
 
 def test_precision_and_recall_of_identical_disjoint_and_collapsed_sets():

@@ -1,0 +1,83 @@
+"""Differentiable augmentation (DiffAugment, Zhao et al., 2020) for images in [-1, 1].
+
+D sees every real and every fake image through the same random transformations, and G's
+gradient passes through them, so D cannot memorise a small data set while G learns the
+un-augmented distribution. The draws are stateless, keyed by a (seed, step) pair, so a
+resumed run augments exactly as an unbroken one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+POLICIES = ("color", "translation", "cutout")
+TRANSLATION_RATIO = 1 / 8  # shifts of up to an eighth of the size, as in the paper
+CUTOUT_RATIO = 1 / 2  # a square of half the size
+
+
+def diff_augment(images: tf.Tensor, policies: Sequence[str], key: tf.Tensor) -> tf.Tensor:
+    """images (N, H, W, C) transformed by each policy in turn; key: int64 [2]."""
+    for index, policy in enumerate(policies):
+        policy_key = tf.random.experimental.stateless_fold_in(key, index)
+        images = _TRANSFORMS[policy](images, policy_key)
+    return images
+
+
+def _uniform(shape, key, low=0.0, high=1.0, dtype=tf.float32):
+    return tf.random.stateless_uniform(shape, key, low, high, dtype=dtype)
+
+
+def _split(key, count: int):
+    return [tf.random.experimental.stateless_fold_in(key, i) for i in range(count)]
+
+
+def color(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Random brightness, saturation and contrast per image."""
+    brightness_key, saturation_key, contrast_key = _split(key, 3)
+    batch = tf.shape(images)[0]
+    x = images + _uniform([batch, 1, 1, 1], brightness_key, -0.5, 0.5)
+    if images.shape[-1] > 1:  # grey images have no saturation
+        mean = tf.reduce_mean(x, axis=3, keepdims=True)
+        x = (x - mean) * _uniform([batch, 1, 1, 1], saturation_key, 0.0, 2.0) + mean
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    return (x - mean) * _uniform([batch, 1, 1, 1], contrast_key, 0.5, 1.5) + mean
+
+
+def translation(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Shift each image by up to 1/8 of its size in x and y, filling with zeros."""
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    shift_y, shift_x = int(height * TRANSLATION_RATIO + 0.5), int(width * TRANSLATION_RATIO + 0.5)
+    y_key, x_key = _split(key, 2)
+    dy = tf.random.stateless_uniform([batch, 1], y_key, -shift_y, shift_y + 1, dtype=tf.int32)
+    dx = tf.random.stateless_uniform([batch, 1], x_key, -shift_x, shift_x + 1, dtype=tf.int32)
+    # Rows and columns are read from a zero-padded copy: source index = target - shift.
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    rows = tf.clip_by_value(tf.range(height)[None, :] - dy + 1, 0, height + 1)
+    cols = tf.clip_by_value(tf.range(width)[None, :] - dx + 1, 0, width + 1)
+    x = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(x, cols, axis=2, batch_dims=1)
+
+
+def cutout(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Zero a square of half the image size at a random place in each image."""
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    size_y, size_x = int(height * CUTOUT_RATIO + 0.5), int(width * CUTOUT_RATIO + 0.5)
+    y_key, x_key = _split(key, 2)
+    top = tf.random.stateless_uniform(
+        [batch, 1], y_key, 0, height + (1 - size_y % 2), dtype=tf.int32
+    )
+    left = tf.random.stateless_uniform(
+        [batch, 1], x_key, 0, width + (1 - size_x % 2), dtype=tf.int32
+    )
+    # The square's centre is (top, left); it may hang over the edge, as in the paper.
+    rows = tf.range(height)[None, :] - (top - size_y // 2)
+    cols = tf.range(width)[None, :] - (left - size_x // 2)
+    inside_rows = tf.cast((rows >= 0) & (rows < size_y), images.dtype)
+    inside_cols = tf.cast((cols >= 0) & (cols < size_x), images.dtype)
+    square = inside_rows[:, :, None] * inside_cols[:, None, :]
+    return images * (1.0 - square)[:, :, :, None]
+
+
+_TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
