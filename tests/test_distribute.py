@@ -88,7 +88,7 @@ def test_a_mirrored_run_on_two_devices_matches_one_device(tmp_path):
     one, two = (run_named(tmp_path, name) for name in ("single", "mirrored"))
     assert "strategy: mirrored over 2 devices" in (two / "train.log").read_text()
     assert "strategy: one device" in (one / "train.log").read_text()
-    assert losses(one).shape == (6, 4)
+    assert losses(one).shape == (6, 5)
     np.testing.assert_allclose(losses(two), losses(one), atol=LOSS_TOLERANCE)
 
 
@@ -149,3 +149,23 @@ def test_a_global_batch_that_does_not_split_across_replicas_is_refused(tmp_path)
     assert "train.batch_size 7 cannot be split evenly across 2 replicas" in output
     assert "Traceback" not in output
     assert run_dirs(tmp_path) == []
+
+
+def test_the_stability_tools_train_mirrored(tmp_path):
+    config = tiny_config(
+        tmp_path,
+        name="tools",
+        train={
+            "steps": 4,
+            "strategy": "mirrored",
+            "loss": "hinge",
+            "d_steps": 2,
+            "diffaugment": ["color", "translation", "cutout"],
+        },
+        model={"latent_dim": 8, "g_width": 8, "d_width": 8, "ema": 0.9, "d_spectral_norm": True},
+    )
+    finish(dcgan("train", "--config", str(write_config(tmp_path, config)), split_cpu=True))
+    run = run_named(tmp_path, "tools")
+    assert "strategy: mirrored over 2 devices" in (run / "train.log").read_text()
+    assert np.isfinite(losses(run)).all()
+    assert (run / "generator.keras").is_file()

@@ -117,7 +117,7 @@ def test_one_train_step_changes_both_networks_and_reports_metrics():
     d_before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
     real = tf.random.uniform((4, 16, 16, 1), -1, 1)
     logs = gan.train_step(real)
-    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_accuracy"}
     assert all(np.isfinite(float(v)) for v in logs.values())
     assert 0.0 < float(logs["d_real"]) < 1.0 and 0.0 < float(logs["d_fake"]) < 1.0
     assert int(gan.step.numpy()) == 1
