@@ -181,6 +181,20 @@ def test_every_shipped_config_validates(name, tmp_path, monkeypatch):
     assert config.name == name
 
 
+def test_roses_config_turns_on_the_small_data_tools_and_others_keep_the_paper(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/roses").mkdir(parents=True)
+    roses = load(CONFIGS / "roses.yaml")
+    assert roses.train.diffaugment == ["color", "translation", "cutout"]
+    assert roses.model.ema == 0.999
+    digits = load(CONFIGS / "digits.yaml")
+    assert digits.train.diffaugment == [] and digits.model.ema is None
+    assert (digits.train.loss, digits.train.d_steps, digits.train.label_smoothing) == ("bce", 1, 0)
+    assert digits.model.d_spectral_norm is False
+
+
 def test_mnist_config_is_the_notebook():
     config = load(CONFIGS / "mnist.yaml")
     assert config.model.arch == "tutorial"

@@ -1,0 +1,208 @@
+"""Evaluation during training, checkpoints/best, and the warnings for collapse, a D that
+has won, and memorisation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import run_dirs, tiny_config, write_config
+from PIL import Image
+
+from dcgan.runtime import import_tensorflow
+
+tf = import_tensorflow()
+
+from tensorflow.core.util import event_pb2  # noqa: E402
+
+from dcgan import callbacks  # noqa: E402
+from dcgan.cli import main  # noqa: E402
+from dcgan.rundir import RunDir, read_metrics  # noqa: E402
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def evaluated_config(tmp_path: Path, **train) -> dict:
+    config = tiny_config(tmp_path, train={"steps": 6, **train})
+    config["eval"] = {"every": 3, "num_samples": 12, "features": "auto"}
+    config["output"]["log_every"] = 3
+    return config
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("monitored")
+    result = invoke("train", "--config", write_config(tmp_path, evaluated_config(tmp_path)))
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    return run
+
+
+def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    found: dict[str, list[tuple[int, float]]] = {}
+    for path in (run / "logs").glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                if number is not None and number.ndim == 0:
+                    found.setdefault(value.tag, []).append((event.step, float(number)))
+    return found
+
+
+def test_kid_diversity_and_copy_rate_reach_metrics_csv_tensorboard_and_the_plot(evaluated_run):
+    rows = {int(row["step"]): row for row in read_metrics(evaluated_run / "metrics.csv")}
+    assert sorted(rows) == [3, 6]
+    for step in (3, 6):
+        assert float(rows[step]["kid"]) == pytest.approx(float(rows[step]["kid"]))
+        assert 0.0 <= float(rows[step]["copy_rate"]) <= 1.0  # 64 images: checked
+        assert float(rows[step]["diversity"]) > 0
+        assert 0.0 <= float(rows[step]["d_accuracy"]) <= 1.0
+    logged = scalars(evaluated_run)
+    assert [step for step, _ in logged["kid"]] == [3, 6]
+    assert logged["kid"][0][1] == pytest.approx(float(rows[3]["kid"]), rel=1e-4)
+    assert "d_accuracy" in logged and "diversity" in logged
+    with Image.open(evaluated_run / "losses.png") as plot:
+        assert plot.size == (1200, 450)  # the third panel: evaluation
+    text = (evaluated_run / "train.log").read_text()
+    assert "measuring in random-convnet-64" in text  # no Inception weights offline
+    assert "step 3: KID" in text and "(random-convnet-64)" in text
+
+
+def test_the_best_checkpoint_is_kept_apart_and_is_the_lowest_kid(evaluated_run):
+    rows = read_metrics(evaluated_run / "metrics.csv")
+    kids = {int(row["step"]): float(row["kid"]) for row in rows}
+    best = json.loads((evaluated_run / "checkpoints" / "best" / "best.json").read_text())
+    assert best["step"] == min(kids, key=kids.get)
+    assert best["kid"] == pytest.approx(min(kids.values()), rel=1e-5)
+    assert best["features"] == "random-convnet-64"
+    # The rolling checkpoints never count or delete it.
+    from dcgan.rundir import list_checkpoints
+
+    assert all(path.name != "best" for _, path in list_checkpoints(evaluated_run / "checkpoints"))
+
+
+def test_every_ckpt_command_accepts_the_best_checkpoint(evaluated_run, tmp_path):
+    best = evaluated_run / "checkpoints" / "best"
+    assert invoke("sample", "--ckpt", best, "-n", 2, "--out", tmp_path / "s").exit_code == 0
+    result = invoke("interpolate", "--ckpt", best, "--steps", 3, "--out", tmp_path / "i")
+    assert result.exit_code == 0, result.output
+    result = invoke("export", "--ckpt", best, "--out", tmp_path / "g.keras")
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", "--ckpt", best, "-n", 20, "--features", "random")
+    assert result.exit_code == 0, result.output
+    assert (evaluated_run / "eval" / "best-random-convnet-64.json").is_file()
+    result = invoke("nearest", "--ckpt", best, "-n", 2, "-k", 2, "--rate-samples", 20)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_resumed_run_keeps_its_best_unless_it_beats_it(evaluated_run, tmp_path):
+    run = RunDir(evaluated_run)
+    before = callbacks.read_best(run)
+    result = invoke("train", "--resume", evaluated_run, "--set", "train.steps=9")
+    assert result.exit_code == 0, result.output
+    after = callbacks.read_best(run)
+    rows = read_metrics(evaluated_run / "metrics.csv")
+    kid_at_9 = float(next(row["kid"] for row in rows if row["step"] == "9"))
+    if kid_at_9 < before["kid"]:
+        assert after["step"] == 9
+    else:
+        assert after == before
+
+
+def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run):
+    result = invoke("nearest", "--ckpt", evaluated_run, "-n", 3, "-k", 2, "--rate-samples", 30)
+    assert result.exit_code == 0, result.output
+    assert "copy rate" in result.output
+    (grid,) = (evaluated_run / "nearest").glob("step-*-seed-0.png")
+    with Image.open(grid) as image:
+        # 3 rows of 1 sample + gap + 2 by pixels + gap + 2 by features, 16 px with 2 px padding
+        assert image.size == (2 + 7 * 18, 2 + 3 * 18)
+    report = json.loads(grid.with_suffix(".json").read_text())
+    assert report["samples"] == 30 and report["training_images"] == 64
+    assert 0.0 <= report["copy_rate"] <= 1.0
+    assert len(report["shown_nearest_pixel_distances"]) == 3
+
+
+def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_path):
+    from dcgan import evaluation
+    from dcgan.features import random_extractor
+    from dcgan.sources import load_images
+
+    real = load_images(_config(evaluated_run).data)
+
+    class Copier:
+        run, source, latent_dim = RunDir(evaluated_run), "copier", 2
+
+        def images(self, latents, batch_size=64):
+            return real[np.arange(len(latents)) % 5 + 10]
+
+    written, report = evaluation.write_nearest(
+        Copier(), real, random_extractor(), 3, 2, 20, 0, tmp_path, force=False
+    )
+    assert report["copy_rate"] == 1.0
+    assert report["shown_nearest_pixel_distances"] == [0.0, 0.0, 0.0]
+
+
+def _config(run: Path):
+    from dcgan.config import load
+
+    return load(run / "config.yaml", check_data=False)
+
+
+class _Tracker:
+    def __init__(self, value: float):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class _Model:
+    def __init__(self, accuracy: float):
+        self.d_accuracy_tracker = _Tracker(accuracy)
+
+
+def test_collapse_and_a_winning_d_are_warned_once_until_they_clear(caplog):
+    monitors = callbacks.Monitors()
+    watch = callbacks.HealthWatch(every=10, start_step=0, monitors=monitors)
+    watch.set_model(_Model(0.7))
+    caplog.set_level(logging.WARNING, logger="dcgan")
+    monitors.report(10, "diversity", 0.9)
+    watch.on_train_batch_end(9)
+    assert not caplog.records
+    monitors.report(20, "diversity", 0.1)
+    watch.model.d_accuracy_tracker.value = 0.995
+    watch.on_train_batch_end(19)
+    watch.on_train_batch_end(29)  # the same conditions: no repeat
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert "step 20: mode collapse?" in messages[0] and "0.10x as varied" in messages[0]
+    assert "step 20: D has won: it classified 99.5%" in messages[1]
+    monitors.report(40, "diversity", 0.8)
+    watch.model.d_accuracy_tracker.value = 0.8
+    watch.on_train_batch_end(39)
+    monitors.report(50, "diversity", 0.1)
+    watch.on_train_batch_end(49)  # collapsed again after recovering: warned again
+    assert len(caplog.records) == 3
+
+
+def test_the_copy_rate_warning_fires_when_the_rate_passes_the_limit_and_climbs(caplog, tmp_path):
+    evaluation = callbacks.Evaluation(
+        RunDir(tmp_path), {}, lambda: None, np.zeros((67, 4, 4, 1), np.uint8), lambda: None,
+        every=10, num_samples=10, total_steps=100, start_step=0,
+        monitors=callbacks.Monitors(), copy_check=True, copy_warning=0.2,
+    )  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="dcgan")
+    for step, rate in ((10, 0.05), (20, 0.3), (30, 0.5), (40, 0.4), (50, 0.45)):
+        evaluation._warn_on_copies(step, rate)
+    warned = [record.getMessage() for record in caplog.records]
+    assert [message.split(":")[0] for message in warned] == ["step 20", "step 30", "step 50"]
+    assert "30% of samples" in warned[0] and "(was 5%)" in warned[0]
+    assert "copying its 67 training images" in warned[0]
