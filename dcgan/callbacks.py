@@ -467,22 +467,24 @@ def save_best(objects: dict, run: RunDir, step: int, kid: float, features: str) 
 class HealthWatch(StepCallback):
     """Warnings, at each metrics row, for the two ways a GAN stops learning: mode collapse
     (the fixed noise's images far less varied than real ones) and a D that has won
-    (it tells every real from every fake, so G's gradient vanishes). Each warning is
-    given once until its condition clears."""
+    (it tells every real from every fake, so G's gradient vanishes). A warning is not
+    repeated within QUIET_ROWS metrics rows: these conditions come and go."""
 
     COLLAPSE_DIVERSITY = 0.3  # of real images' mean pairwise distance
     WON_ACCURACY = 0.99
+    QUIET_ROWS = 20
 
     def __init__(self, every: int, start_step: int, monitors: Monitors):
         super().__init__(start_step)
         self.every, self.monitors = every, monitors
-        self.warned: set[str] = set()
+        self.warned: dict[str, int] = {}  # the step each warning was last given
 
     def check(self, step: int) -> None:
         diversity = self.monitors.latest.get("diversity")
         collapsed = diversity is not None and diversity[1] < self.COLLAPSE_DIVERSITY
-        self._warn_once(
+        self._warn(
             "collapse",
+            step,
             collapsed,
             f"step {step}: mode collapse? the fixed noise's samples are "
             f"{diversity[1] if diversity else 0:.2f}x as varied as real images (below "
@@ -491,8 +493,9 @@ class HealthWatch(StepCallback):
             "checkpoints/best",
         )
         accuracy = float(self.model.d_accuracy_tracker.result())
-        self._warn_once(
+        self._warn(
             "won",
+            step,
             accuracy >= self.WON_ACCURACY,
             f"step {step}: D has won: it classified {100 * accuracy:.1f}% of real and fake "
             f"images correctly over the last {self.every} steps, so G learns little. Try "
@@ -500,12 +503,11 @@ class HealthWatch(StepCallback):
             "model.d_spectral_norm",
         )
 
-    def _warn_once(self, name: str, condition: bool, message: str) -> None:
-        if condition and name not in self.warned:
+    def _warn(self, name: str, step: int, condition: bool, message: str) -> None:
+        last = self.warned.get(name)
+        if condition and (last is None or step - last >= self.QUIET_ROWS * self.every):
             log.warning(message)
-            self.warned.add(name)
-        elif not condition:
-            self.warned.discard(name)
+            self.warned[name] = step
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.global_step(batch)

@@ -169,7 +169,7 @@ class _Model:
         self.d_accuracy_tracker = _Tracker(accuracy)
 
 
-def test_collapse_and_a_winning_d_are_warned_once_until_they_clear(caplog):
+def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(caplog):
     monitors = callbacks.Monitors()
     watch = callbacks.HealthWatch(every=10, start_step=0, monitors=monitors)
     watch.set_model(_Model(0.7))
@@ -189,8 +189,10 @@ def test_collapse_and_a_winning_d_are_warned_once_until_they_clear(caplog):
     watch.model.d_accuracy_tracker.value = 0.8
     watch.on_train_batch_end(39)
     monitors.report(50, "diversity", 0.1)
-    watch.on_train_batch_end(49)  # collapsed again after recovering: warned again
-    assert len(caplog.records) == 3
+    watch.on_train_batch_end(49)  # collapsed again soon after: still quiet
+    assert len(caplog.records) == 2
+    watch.on_train_batch_end(219)  # 20 rows after the first warning: warned again
+    assert len(caplog.records) == 3 and "step 220: mode collapse?" in caplog.records[2].message
 
 
 def test_the_copy_rate_warning_fires_when_the_rate_passes_the_limit_and_climbs(caplog, tmp_path):
