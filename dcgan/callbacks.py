@@ -366,27 +366,31 @@ class Evaluation(StepCallback):
         objects: dict,
         generator: Callable[[], keras.Model],
         real_images: np.ndarray,
-        extractor: Callable[[], FeatureExtractor],
+        extractor: FeatureExtractor,
         every: int,
         num_samples: int,
         total_steps: int,
         start_step: int,
         monitors: Monitors,
-        copy_check: bool,
-        copy_warning: float,
+        copy_reference: np.ndarray | None = None,
+        copy_warning: float = 0.2,
     ):
+        """real_images: what KID compares with; copy_reference: the training images the
+        copy rate is measured against (None: no copy check)."""
         super().__init__(start_step)
         if every <= 0:
             raise ValueError(f"Evaluation: every must be positive, got {every}")
         self.run, self.objects, self.generator = run, objects, generator
-        self.real_images, self.make_extractor = real_images, extractor
+        self.real_images, self.extractor = real_images, extractor
         self.every, self.num_samples, self.total = every, num_samples, total_steps
-        self.monitors, self.copy_check, self.copy_warning = monitors, copy_check, copy_warning
+        self.monitors, self.copy_warning = monitors, copy_warning
+        self.copy_reference = (
+            None if copy_reference is None else copy_reference.astype(np.float32) / 127.5 - 1.0
+        )
         self.last_evaluated: int | None = None
         self.last_copy_rate: float | None = None
 
     def on_train_begin(self, logs=None):
-        self.extractor = self.make_extractor()
         self.real_features = real_features(self.run, self.real_images, self.extractor)
         self.best = read_best(self.run)
 
@@ -404,9 +408,8 @@ class Evaluation(StepCallback):
         kid = scores.kid(self.real_features, fake, subsets=self.KID_SUBSETS)
         self.monitors.report(step, "kid", kid.mean)
         line = f"step {step}: KID {kid.mean:.4f} +- {kid.std:.4f} ({self.extractor.name})"
-        if self.copy_check:
-            real_pixels = self.real_images.astype(np.float32) / 127.5 - 1.0
-            copies = scores.copy_rate(pixels, real_pixels)
+        if self.copy_reference is not None:
+            copies = scores.copy_rate(pixels, self.copy_reference)
             self.monitors.report(step, "copy_rate", copies.rate)
             line += f", copy rate {copies.rate:.3f}"
             self._warn_on_copies(step, copies.rate)
@@ -428,7 +431,7 @@ class Evaluation(StepCallback):
                 step,
                 100 * rate,
                 "unmeasured" if self.last_copy_rate is None else f"{self.last_copy_rate:.0%}",
-                len(self.real_images),
+                len(self.copy_reference),
                 self.run.root,
             )
         self.last_copy_rate = rate

@@ -33,14 +33,22 @@ def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
     return target
 
 
-def restore_checkpoint(objects: dict, path: Path, partial: bool = False) -> None:
-    """Load a checkpoint folder into objects; a mismatch is a RunDirError, not a traceback."""
+def restore_checkpoint(
+    objects: dict, path: Path, partial: bool = False, optional: tuple[str, ...] = ()
+) -> None:
+    """Load a checkpoint folder into objects; a mismatch is a RunDirError, not a traceback.
+    partial: objects may be a subset of the checkpoint; optional: keys of objects that
+    the checkpoint may lack (state added in a later version)."""
+    required = {key: value for key, value in objects.items() if key not in optional}
+    extra = {key: value for key, value in objects.items() if key in optional}
     try:
-        status = tf.train.Checkpoint(**objects).read(str(path / PREFIX))
+        status = tf.train.Checkpoint(**required).read(str(path / PREFIX))
         if partial:
             status.expect_partial()
         else:
             status.assert_existing_objects_matched()
+        if extra:
+            tf.train.Checkpoint(**extra).read(str(path / PREFIX)).expect_partial()
     except Exception as exc:  # a damaged file fails in many ways (IndexError: truncated data)
         raise RunDirError(
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "

@@ -324,8 +324,7 @@ def random_states(model: keras.Model) -> list:
 def checkpoint_objects(gan: DCGAN) -> dict:
     """Everything a resume needs to continue as if never stopped, for tf.train.Checkpoint:
     weights, both Adam states, the step (which keys the latents), dropout's random streams,
-    and the running averages
-    that the next metrics row will report."""
+    G's moving average, and the running averages that the next metrics row will report."""
     return {
         "generator": gan.generator,
         "discriminator": gan.discriminator,
@@ -336,8 +335,16 @@ def checkpoint_objects(gan: DCGAN) -> dict:
         "lr_scale": gan.lr_scale.value,
         "layer_random_states": random_states(gan.generator) + random_states(gan.discriminator),
         "ema_weights": [v.value for v in gan.ema_weights],
-        "metric_states": [v.value for metric in gan.metrics for v in metric.variables],
+        "metric_states": [
+            v.value for metric in gan.metrics[:4] for v in metric.variables
+        ],  # the metrics every version had; later ones in OPTIONAL_STATES
+        "accuracy_state": [v.value for v in gan.d_accuracy_tracker.variables],
     }
+
+
+# Entries of checkpoint_objects that checkpoints of earlier versions lack: restored where
+# present, so that an older run still resumes.
+OPTIONAL_STATES = ("accuracy_state",)
 
 
 def nonfinite_variable(gan: DCGAN) -> str | None:

@@ -19,8 +19,15 @@ from dcgan.config import Config
 from dcgan.data import make_distributed_dataset
 from dcgan.errors import ConfigError, OutputError, TrainingDiverged
 from dcgan.execution import Execution, plan
-from dcgan.features import make_extractor
-from dcgan.gan import DCGAN, Objective, checkpoint_objects, make_gan, set_learning_rates
+from dcgan.features import FeatureExtractor, make_extractor
+from dcgan.gan import (
+    DCGAN,
+    OPTIONAL_STATES,
+    Objective,
+    checkpoint_objects,
+    make_gan,
+    set_learning_rates,
+)
 from dcgan.models import build_discriminator, build_generator, inference_generator
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
@@ -159,7 +166,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     objects = checkpoint_objects(gan)
     latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
-        checkpoints.restore_checkpoint(objects, latest[1])
+        checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
         log.info("resumed %s from %s", run.root, latest[1].name)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
     # Only once the checkpoint has loaded: a failed resume leaves the run's config as it was.
@@ -194,6 +201,12 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         ", deterministic ops" if config.train.deterministic else "",
     )
     log.info("execution: %s", execution.describe())
+    # Before the first step: a missing feature space is a config problem, not a crash.
+    extractor = (
+        make_extractor(config.eval.features, download=False)
+        if config.eval.every is not None
+        else None
+    )
     writer = tf.summary.create_file_writer(str(run.tensorboard))
     if start_step == 0 and config.train.on_nan == "rollback":
         # Somewhere to roll back to before the first interval.
@@ -211,7 +224,16 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
                 execution.strategy,
             )
             side_effects = _side_effects(
-                config, run, gan, objects, noise, images, writer, segment_start, progress_stream
+                config,
+                run,
+                gan,
+                objects,
+                noise,
+                images,
+                extractor,
+                writer,
+                segment_start,
+                progress_stream,
             )
             try:
                 with _stop_after_this_step(gan) as stop:
@@ -277,6 +299,7 @@ def _side_effects(
     objects: dict,
     noise: np.ndarray,
     images: np.ndarray,
+    extractor: FeatureExtractor | None,
     writer: tf.summary.SummaryWriter,
     start_step: int,
     progress_stream,
@@ -304,20 +327,20 @@ def _side_effects(
             real_diversity=scores.mean_pairwise_distance(real_sample / 127.5 - 1.0),
         ),
     ]
-    if config.eval.every is not None:
+    if extractor is not None:
         side_effects.append(
             callbacks.Evaluation(
                 run,
                 objects,
                 generator,
                 evaluation.real_subset(images, config.eval.num_samples),
-                lambda: make_extractor(config.eval.features, download=False),
+                extractor,
                 config.eval.every,
                 config.eval.num_samples,
                 config.train.steps,
                 start_step,
                 monitors,
-                copy_check=len(images) <= config.eval.copy_check_max_images,
+                copy_reference=images if len(images) <= config.eval.copy_check_max_images else None,
                 copy_warning=config.eval.copy_rate_warning,
             )
         )
@@ -363,7 +386,7 @@ def _roll_back(
             f"{what}, after {count - 1} rollback(s) (train.max_rollbacks is "
             f"{config.train.max_rollbacks}); {good}. Lower train.g_lr and train.d_lr"
         )
-    checkpoints.restore_checkpoint(objects, latest[1])
+    checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
     gan.rollbacks.assign(count)
     gan.lr_scale.assign(scale)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)

@@ -21,6 +21,7 @@ from tensorflow.core.util import event_pb2  # noqa: E402
 
 from dcgan import callbacks  # noqa: E402
 from dcgan.cli import main  # noqa: E402
+from dcgan.features import random_extractor  # noqa: E402
 from dcgan.rundir import RunDir, read_metrics  # noqa: E402
 
 
@@ -132,7 +133,6 @@ def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run)
 
 def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_path):
     from dcgan import evaluation
-    from dcgan.features import random_extractor
     from dcgan.sources import load_images
 
     real = load_images(_config(evaluated_run).data)
@@ -196,10 +196,11 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
 
 
 def test_the_copy_rate_warning_fires_when_the_rate_passes_the_limit_and_climbs(caplog, tmp_path):
+    training = np.zeros((67, 4, 4, 1), np.uint8)
     evaluation = callbacks.Evaluation(
-        RunDir(tmp_path), {}, lambda: None, np.zeros((67, 4, 4, 1), np.uint8), lambda: None,
+        RunDir(tmp_path), {}, lambda: None, training[:10], random_extractor(),
         every=10, num_samples=10, total_steps=100, start_step=0,
-        monitors=callbacks.Monitors(), copy_check=True, copy_warning=0.2,
+        monitors=callbacks.Monitors(), copy_reference=training, copy_warning=0.2,
     )  # fmt: skip
     caplog.set_level(logging.WARNING, logger="dcgan")
     for step, rate in ((10, 0.05), (20, 0.3), (30, 0.5), (40, 0.4), (50, 0.45)):

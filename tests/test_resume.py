@@ -217,3 +217,32 @@ def test_a_non_finite_weight_is_never_checkpointed(tmp_path, bad):
     with pytest.raises(callbacks.Diverged, match=f"{kernel.path} is not finite"):
         saver.save(2)
     assert [p.name for p in (tmp_path / "ckpts").iterdir()] == ["step-0000001"]
+
+
+def test_a_checkpoint_from_before_d_accuracy_still_resumes(tmp_path):
+    from dcgan import checkpoints
+    from dcgan.config import load
+    from dcgan.errors import RunDirError
+    from dcgan.gan import OPTIONAL_STATES, checkpoint_objects
+    from dcgan.train import build_gan
+
+    config = load(None, ("model.g_width=4", "model.d_width=4", "data.image_size=16"))
+    objects = checkpoint_objects(build_gan(config))
+    older = {key: value for key, value in objects.items() if key not in OPTIONAL_STATES}
+    saved = checkpoints.save_checkpoint(older, tmp_path, 5, keep=1)
+    with pytest.raises(RunDirError, match="cannot restore this checkpoint"):
+        checkpoints.restore_checkpoint(checkpoint_objects(build_gan(config)), saved)
+    restored = checkpoint_objects(build_gan(config))
+    checkpoints.restore_checkpoint(restored, saved, optional=OPTIONAL_STATES)
+    for before, after in zip(objects["generator"].weights, restored["generator"].weights):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
+
+
+def test_an_inception_evaluation_without_weights_stops_before_training(runner, tmp_path):
+    config = tiny_config(tmp_path)
+    config["eval"] = {"every": 3, "features": "inception"}
+    result = runner.invoke(main, ["train", "--config", str(write_config(tmp_path, config))])
+    assert result.exit_code == 2
+    assert "no InceptionV3 weights: download" in result.output
+    assert "Traceback" not in result.output
+    assert run_dirs(tmp_path) == []  # nothing was trained, so no run is left behind
