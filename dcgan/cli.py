@@ -446,6 +446,9 @@ def evaluate(
     )
 
 
+COPYING = 0.2  # the copy rate above which `nearest` says the generator copies (eval's default)
+
+
 @main.command()
 @_ckpt_option
 @click.option(
@@ -522,7 +525,11 @@ def nearest(
         f"copy rate {rate:.3f}: {rate:.1%} of {rate_samples} samples are nearer a training "
         f"image than {1 - report['copy_quantile']:.0%} of training images are to their own "
         f"nearest neighbour (pixel distance {threshold:.3f}); "
-        f"{'it looks healthy' if rate <= 2 * report['copy_quantile'] else 'it is copying'}"
+        + (
+            "it is copying training images"
+            if rate >= COPYING
+            else f"below {COPYING}, but look at the grid"
+        )
     )
     _report(written, f"{count} samples beside their {neighbours} nearest of {len(real)} "
             f"training images (pixels | {extractor.name})")  # fmt: skip
