@@ -251,7 +251,13 @@ class DCGAN(keras.Model):
         return tf.reduce_mean(right)
 
     def _update_ema(self):
-        decay = tf.constant(self.ema_decay, tf.float32)
+        # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): the average
+        # forgets the random initial weights within the first hundreds of steps instead of
+        # carrying decay**step of them.
+        updates = tf.cast(self.step.value, tf.float32)
+        decay = tf.minimum(
+            tf.constant(self.ema_decay, tf.float32), (1.0 + updates) / (10.0 + updates)
+        )
         for average, weight in zip(self.ema_weights, self.generator.weights, strict=True):
             if weight.trainable:
                 average.assign(decay * average + (1.0 - decay) * weight)

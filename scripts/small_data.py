@@ -32,6 +32,11 @@ VARIANTS = {
 
 
 def train(name: str, overrides: tuple[str, ...], steps: int, out: Path) -> Path:
+    """The variant's run in out: trained now, or a finished one from an earlier call."""
+    pattern = f"*-small-{name.replace('+', '-')}"
+    finished = [run for run in sorted(out.glob(pattern)) if (run / "generator.keras").is_file()]
+    if finished:
+        return finished[-1]
     settings = (
         f"name=small-{name.replace('+', '-')}",
         "data.max_images=67",
@@ -48,8 +53,7 @@ def train(name: str, overrides: tuple[str, ...], steps: int, out: Path) -> Path:
     for setting in settings:
         command += ["--set", setting]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    (run,) = sorted(out.glob(f"*-small-{name.replace('+', '-')}"))[-1:]
-    return run
+    return sorted(out.glob(pattern))[-1]
 
 
 def logged(run: Path, column: str) -> str:

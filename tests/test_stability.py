@@ -171,6 +171,7 @@ def test_diff_augment_is_differentiable_deterministic_per_key_and_varies_across_
 
 def test_ema_averages_trainable_weights_and_copies_batch_norm_statistics():
     gan = build_gan(small("model.ema=0.9"))
+    gan.step.assign(500)  # past the warm-up, where min(0.9, 501 / 510) is the decay
     start = [w.numpy().copy() for w in gan.generator.weights]
     gan.train_step(tf.random.stateless_uniform((8, 16, 16, 1), (1, 2), -1, 1))
     for first, weight, average in zip(start, gan.generator.weights, gan.ema_weights, strict=True):
@@ -180,6 +181,15 @@ def test_ema_averages_trainable_weights_and_copies_batch_norm_statistics():
         not np.allclose(a.numpy(), w.numpy())
         for a, w in zip(gan.ema_weights, gan.generator.weights, strict=True)
     )
+
+
+def test_ema_warms_up_so_early_averages_forget_the_initial_weights():
+    gan = build_gan(small("model.ema=0.999"))
+    start = gan.generator.weights[0].numpy().copy()
+    gan.train_step(tf.random.stateless_uniform((8, 16, 16, 1), (1, 2), -1, 1))
+    # Step 0's decay is min(0.999, 1 / 10): the average moves nine tenths of the way.
+    expected = 0.1 * start + 0.9 * gan.generator.weights[0].numpy()
+    np.testing.assert_allclose(gan.ema_weights[0].numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_a_run_with_ema_samples_checkpoints_and_exports_the_average(tmp_path):
