@@ -384,9 +384,7 @@ class Evaluation(StepCallback):
         self.real_images, self.extractor = real_images, extractor
         self.every, self.num_samples, self.total = every, num_samples, total_steps
         self.monitors, self.copy_warning = monitors, copy_warning
-        self.copy_reference = (
-            None if copy_reference is None else copy_reference.astype(np.float32) / 127.5 - 1.0
-        )
+        self.copy_reference = None if copy_reference is None else imaging.from_uint8(copy_reference)
         self.last_evaluated: int | None = None
         self.last_copy_rate: float | None = None
 

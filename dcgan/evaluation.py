@@ -80,7 +80,7 @@ def evaluate(
     fake = extractor.features(fake_images, batch_size)
     kid = scores.kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size)
     precision_recall = scores.precision_recall(real, fake, k=k)
-    copies = scores.copy_rate(_pixels(fake_images), _pixels(real_images))
+    copies = scores.copy_rate(imaging.from_uint8(fake_images), imaging.from_uint8(real_images))
     return {
         "checkpoint": generator.source,
         "features": extractor.name,
@@ -137,9 +137,11 @@ def write_nearest(
     imaging.refuse_existing([grid_path, json_path], force)
     samples = generated_images(generator, max(count, rate_samples), seed)
     shown = samples[:count]
-    real_pixels = _pixels(real_images)
+    real_pixels = imaging.from_uint8(real_images)
     by_pixels, pixel_distances = scores.nearest(
-        _pixels(shown).reshape(count, -1), real_pixels.reshape(len(real_images), -1), neighbours
+        imaging.from_uint8(shown).reshape(count, -1),
+        real_pixels.reshape(len(real_images), -1),
+        neighbours,
     )
     real = real_features(generator.run, real_images, extractor)
     by_features, _ = scores.nearest(extractor.features(shown), real, neighbours)
@@ -158,7 +160,7 @@ def write_nearest(
     columns = 1 + 1 + neighbours + 1 + neighbours
     out.mkdir(parents=True, exist_ok=True)
     imaging.save_png(imaging.make_grid(np.concatenate(tiles), columns=columns), grid_path)
-    copies = scores.copy_rate(_pixels(samples[:rate_samples]), real_pixels)
+    copies = scores.copy_rate(imaging.from_uint8(samples[:rate_samples]), real_pixels)
     report = {
         "checkpoint": generator.source,
         "features": extractor.name,
@@ -172,10 +174,6 @@ def write_nearest(
     }
     imaging.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     return [grid_path, json_path], report
-
-
-def _pixels(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / 127.5 - 1.0
 
 
 def _checkpoint_stem(generator: LoadedGenerator) -> str:

@@ -21,6 +21,11 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 in [0, 255] -> float32 in [-1, 1], the generator's range."""
+    return np.asarray(images).astype(np.float32) / 127.5 - 1.0
+
+
 def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
     """uint8 (N, H, W, C) -> one uint8 (rows*H, columns*W, C) image with a gap between tiles."""
     count, height, width, channels = images.shape

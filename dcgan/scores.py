@@ -6,7 +6,7 @@ numpy and scipy only, in float64: what the features come from is features.py's b
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
@@ -160,11 +160,6 @@ def copy_rate(samples: np.ndarray, training: np.ndarray, quantile: float = 0.1) 
     _, distances = nearest(samples.reshape(len(samples), -1), flat_training)
     distances = distances[:, 0]
     return CopyRate(float((distances < threshold).mean()), threshold, quantile, distances)
-
-
-def as_dict(result) -> dict:
-    """A result dataclass as JSON-ready numbers (arrays left out)."""
-    return {k: v for k, v in asdict(result).items() if not isinstance(v, np.ndarray)}
 
 
 def mean_pairwise_distance(images: np.ndarray) -> float:

@@ -324,7 +324,7 @@ def _side_effects(
             writer,
             generator=generator,
             monitors=monitors,
-            real_diversity=scores.mean_pairwise_distance(real_sample / 127.5 - 1.0),
+            real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
         ),
     ]
     if extractor is not None:

@@ -75,7 +75,7 @@ def main() -> None:
     }
 
     import_tensorflow()
-    from dcgan import scores
+    from dcgan import imaging, scores
     from dcgan.config import DataConfig
     from dcgan.evaluation import generated_images
     from dcgan.features import random_extractor
@@ -97,7 +97,7 @@ def main() -> None:
         fake = extractor.features(images)
         near = scores.kid(subset_features, fake, subsets=50)
         far = scores.kid(every_features, fake, subsets=50)
-        copies = scores.copy_rate(images / 127.5 - 1.0, subset / 127.5 - 1.0)
+        copies = scores.copy_rate(imaging.from_uint8(images), imaging.from_uint8(subset))
         print(
             f"{name:<16} {near.mean:>8.4f}+-{near.std:.4f} {far.mean:>8.4f}+-{far.std:.4f} "
             f"{copies.rate:>9.3f}  {logged(run, 'copy_rate')} | {logged(run, 'kid')}"

@@ -16,6 +16,13 @@ def test_to_uint8_maps_tanh_range_to_bytes():
     np.testing.assert_array_equal(imaging.to_uint8(values), [0, 0, 128, 255, 255])
 
 
+def test_from_uint8_is_the_inverse_on_bytes():
+    every_byte = np.arange(256, dtype=np.uint8)
+    back = imaging.from_uint8(every_byte)
+    assert back.dtype == np.float32 and back[0] == -1.0 and back[-1] == 1.0
+    np.testing.assert_array_equal(imaging.to_uint8(back), every_byte)
+
+
 def test_grid_places_tiles_row_by_row_with_padding():
     tiles = np.stack([np.full((3, 3, 1), i * 40, np.uint8) for i in range(1, 6)])
     grid = imaging.make_grid(tiles, padding=1)
