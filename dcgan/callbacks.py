@@ -23,9 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import checkpoints, imaging, scores
-from dcgan.evaluation import EVAL_SEED, real_features
+from dcgan.evaluation import generated_images, real_features
 from dcgan.features import FeatureExtractor
 from dcgan.gan import nonfinite_variable
+from dcgan.generate import LoadedGenerator
 from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, RunDir, read_metrics
 
 log = logging.getLogger(__name__)
@@ -391,29 +392,26 @@ class Evaluation(StepCallback):
     def on_train_begin(self, logs=None):
         self.real_features = real_features(self.run, self.real_images, self.extractor)
         self.best = read_best(self.run)
+        if self.copy_reference is not None:  # the training set's own spacing: fixed
+            self.copy_threshold = scores.copy_threshold(self.copy_reference)
 
     def evaluate(self, step: int) -> None:
-        rng = np.random.default_rng(EVAL_SEED)
-        generator = self.generator()
-        latents = rng.standard_normal((self.num_samples, generator.input_shape[-1]))
-        pixels = np.concatenate(
-            [
-                np.asarray(generator(latents[i : i + 256].astype(np.float32), training=False))
-                for i in range(0, self.num_samples, 256)
-            ]
-        )
-        fake = self.extractor.features(imaging.to_uint8(pixels), batch_size=256)
+        # The same latents and uint8 images as `dcgan evaluate` and `dcgan nearest` score.
+        current = LoadedGenerator(self.generator(), "training", self.run)
+        images = generated_images(current, self.num_samples, batch_size=256)
+        fake = self.extractor.features(images, batch_size=256)
         kid = scores.kid(self.real_features, fake, subsets=self.KID_SUBSETS)
         self.monitors.report(step, "kid", kid.mean)
         line = f"step {step}: KID {kid.mean:.4f} +- {kid.std:.4f} ({self.extractor.name})"
         if self.copy_reference is not None:
-            copies = scores.copy_rate(pixels, self.copy_reference)
+            copies = scores.copy_rate(
+                imaging.from_uint8(images), self.copy_reference, threshold=self.copy_threshold
+            )
             self.monitors.report(step, "copy_rate", copies.rate)
             line += f", copy rate {copies.rate:.3f}"
             self._warn_on_copies(step, copies.rate)
         if self.best is None or kid.mean < self.best["kid"]:
-            save_best(self.objects, self.run, step, kid.mean, self.extractor.name)
-            self.best = read_best(self.run)
+            self.best = save_best(self.objects, self.run, step, kid.mean, self.extractor.name)
             line += ": the best so far, kept in checkpoints/best"
         log.info(line)
         self.last_evaluated = step
@@ -455,14 +453,14 @@ def read_best(run: RunDir) -> dict | None:
         return None
 
 
-def save_best(objects: dict, run: RunDir, step: int, kid: float, features: str) -> None:
-    """Replace checkpoints/best whole: the checkpoint and best.json land together."""
+def save_best(objects: dict, run: RunDir, step: int, kid: float, features: str) -> dict:
+    """Replace checkpoints/best whole: the checkpoint and best.json land together.
+    Returns what best.json holds."""
+    best = {"step": step, "kid": kid, "features": features}
     with imaging.atomic_dir(run.best_checkpoint) as staging:
         tf.train.Checkpoint(**objects).write(str(staging / checkpoints.PREFIX))
-        (staging / "best.json").write_text(
-            json.dumps({"step": step, "kid": kid, "features": features}) + "\n",
-            encoding="utf-8",
-        )
+        (staging / "best.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+    return best
 
 
 class HealthWatch(StepCallback):

@@ -148,15 +148,28 @@ class CopyRate:
     sample_distances: np.ndarray  # each sample's distance to its nearest training image
 
 
-def copy_rate(samples: np.ndarray, training: np.ndarray, quantile: float = 0.1) -> CopyRate:
+def copy_threshold(training: np.ndarray, quantile: float = 0.1) -> float:
+    """The `quantile` of the training images' distances to their own nearest neighbour."""
+    if len(training) < 2:
+        raise ValueError("the copy rate needs at least 2 training images")
+    radii = kth_neighbour_radii(training.reshape(len(training), -1), 1)
+    return float(np.quantile(radii, quantile))
+
+
+def copy_rate(
+    samples: np.ndarray,
+    training: np.ndarray,
+    quantile: float = 0.1,
+    threshold: float | None = None,
+) -> CopyRate:
     """The share of samples that sit closer to some training image than training images
     sit to each other: a sample counts as a copy when its nearest training image is nearer
     than the `quantile` of the training images' distances to their own nearest neighbour.
-    A healthy generator scores near `quantile` or below; one that memorises approaches 1."""
-    if len(training) < 2:
-        raise ValueError("the copy rate needs at least 2 training images")
+    A healthy generator scores near `quantile` or below; one that memorises approaches 1.
+    threshold: copy_threshold(training, quantile), when already known."""
+    if threshold is None:
+        threshold = copy_threshold(training, quantile)
     flat_training = training.reshape(len(training), -1)
-    threshold = float(np.quantile(kth_neighbour_radii(flat_training, 1), quantile))
     _, distances = nearest(samples.reshape(len(samples), -1), flat_training)
     distances = distances[:, 0]
     return CopyRate(float((distances < threshold).mean()), threshold, quantile, distances)

@@ -108,6 +108,11 @@ def test_copy_rate_is_one_for_copies_and_low_for_new_draws():
     fresh = scores.copy_rate(rng.standard_normal((300, 4, 4, 1)), training, quantile=0.1)
     assert fresh.rate < 0.25
     assert fresh.sample_distances.shape == (300,)
+    # A threshold computed once (as training does) gives the same result.
+    known = scores.copy_threshold(training, quantile=0.1)
+    assert known == fresh.threshold
+    again = scores.copy_rate(rng.standard_normal((300, 4, 4, 1)), training, threshold=known)
+    assert again.threshold == known and 0.0 <= again.rate < 0.25
 
 
 def test_nearest_returns_sorted_neighbours_in_any_chunk_size():
