@@ -392,6 +392,14 @@ class Evaluation(StepCallback):
     def on_train_begin(self, logs=None):
         self.real_features = real_features(self.run, self.real_images, self.extractor)
         self.best = read_best(self.run)
+        if self.best is not None and self.best.get("features") != self.extractor.name:
+            log.info(
+                "checkpoints/best was chosen by KID in %s, which does not compare with %s: "
+                "the next evaluation replaces it",
+                self.best.get("features"),
+                self.extractor.name,
+            )
+            self.best = None
         if self.copy_reference is not None:  # the training set's own spacing: fixed
             self.copy_threshold = scores.copy_threshold(self.copy_reference)
 

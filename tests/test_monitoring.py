@@ -117,6 +117,20 @@ def test_a_resumed_run_keeps_its_best_unless_it_beats_it(evaluated_run, tmp_path
         assert after == before
 
 
+def test_a_best_chosen_in_another_feature_space_is_replaced(evaluated_run):
+    best_json = evaluated_run / "checkpoints" / "best" / "best.json"
+    # As if Inception weights were cached during an earlier part of the run.
+    best_json.write_text(json.dumps({"step": 1, "kid": -1.0, "features": "inception_v3_pool"}))
+    steps = 3 * (
+        1 + max(int(row["step"]) for row in read_metrics(evaluated_run / "metrics.csv")) // 3
+    )
+    result = invoke("train", "--resume", evaluated_run, "--set", f"train.steps={steps}")
+    assert result.exit_code == 0, result.output
+    best = json.loads(best_json.read_text())
+    assert best["features"] == "random-convnet-64" and best["step"] == steps
+    assert "does not compare with random-convnet-64" in (evaluated_run / "train.log").read_text()
+
+
 def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run):
     result = invoke("nearest", "--ckpt", evaluated_run, "-n", 3, "-k", 2, "--rate-samples", 30)
     assert result.exit_code == 0, result.output
