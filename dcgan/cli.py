@@ -514,7 +514,7 @@ def nearest(
     with _input_errors():
         generator = load_generator(ckpt)
         run = evaluation.require_run(generator)
-        extractor = make_extractor(features, inception_weights, download=features == "inception")
+        extractor = make_extractor(features, inception_weights)
         real = load_images(run_config(run).data)
         written, report = evaluation.write_nearest(
             generator, real, extractor, count, neighbours, rate_samples, seed,

@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from dcgan.runtime import import_tensorflow
 
 VARIANTS = {
@@ -103,7 +101,6 @@ def main() -> None:
             f"{copies.rate:>9.3f}  {logged(run, 'copy_rate')} | {logged(run, 'kid')}"
         )
     print("runs:", ", ".join(str(run) for run in runs.values()))
-    np.set_printoptions(precision=3)
 
 
 if __name__ == "__main__":
