@@ -262,7 +262,7 @@ class DCGAN(keras.Model):
             if weight.trainable:
                 average.assign(decay * average + (1.0 - decay) * weight)
             else:
-                average.assign(weight)  # BatchNorm's moving statistics: already averages
+                average.assign(weight)  # BatchNorm statistics: remeasured when sampled
 
 
 def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:

@@ -75,13 +75,14 @@ def _from_run(run: RunDir) -> LoadedGenerator:
 
 
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
-    from dcgan.models import inference_generator
+    from dcgan.models import inference_generator, standing_statistics
 
     config = run_config(run)
     generator = inference_generator(config)
     if config.model.ema is not None:  # the moving average is what the run samples from
         weights = [w.value for w in generator.weights]
         checkpoints.restore_checkpoint({"ema_weights": weights}, path, partial=True)
+        standing_statistics(generator)  # as training's samples and generator.keras have
     else:
         checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
     return LoadedGenerator(generator, str(path), run)

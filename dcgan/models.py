@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -51,6 +52,33 @@ def inference_generator(config: Config, weights_from: keras.Model | None = None)
     if weights_from is not None:
         generator.set_weights(weights_from.get_weights())
     return generator
+
+
+STANDING_SEED = 2**31 - 2  # latents of their own, apart from samples' and evaluation's
+STANDING_LATENTS = 1024
+
+
+def standing_statistics(generator: keras.Model, batch_size: int = 128) -> None:
+    """Set G's BatchNorm moving statistics to the mean of its training-mode batch moments
+    over STANDING_LATENTS fixed latents, for the weights it holds now (BigGAN's "standing
+    statistics"). Moving-average weights need it: the statistics training kept belong to
+    the live weights, and averaging past weights shifts every layer's activations. The
+    latents are fixed, so the same weights always get the same statistics."""
+    norms = [layer for layer in generator.layers if isinstance(layer, layers.BatchNormalization)]
+    if not norms:
+        return
+    rng = np.random.default_rng(STANDING_SEED)
+    latents = rng.standard_normal((STANDING_LATENTS, generator.input_shape[-1]))
+    latents = latents.astype(np.float32)
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for calls, start in enumerate(range(0, len(latents), batch_size), start=1):
+            for layer in norms:  # a running mean: batch k enters with weight 1/k
+                layer.momentum = (calls - 1) / calls
+            generator(latents[start : start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
 
 
 def _batch_norm(sync_norm: bool, fused_norm: bool):

@@ -28,7 +28,12 @@ from dcgan.gan import (
     make_gan,
     set_learning_rates,
 )
-from dcgan.models import build_discriminator, build_generator, inference_generator
+from dcgan.models import (
+    build_discriminator,
+    build_generator,
+    inference_generator,
+    standing_statistics,
+)
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
 
@@ -83,11 +88,14 @@ def objective(config: Config) -> Objective:
 
 def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     """A function that returns G as samples, evaluation and export see it now: float32,
-    Keras' own layers, and the moving-average weights when model.ema is on."""
+    Keras' own layers, and the moving-average weights when model.ema is on (with
+    BatchNorm statistics measured for them)."""
     model = inference_generator(config)
 
     def current() -> keras.Model:
         model.set_weights(gan.sampling_weights())
+        if gan.ema_weights:
+            standing_statistics(model)
         return model
 
     return current

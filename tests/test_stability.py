@@ -18,7 +18,14 @@ import keras  # noqa: E402
 from dcgan import augment, checkpoints  # noqa: E402
 from dcgan.cli import main  # noqa: E402
 from dcgan.generate import load_generator  # noqa: E402
-from dcgan.models import SpectralNormalization, build_discriminator  # noqa: E402
+from dcgan.models import (  # noqa: E402
+    STANDING_LATENTS,
+    STANDING_SEED,
+    SpectralNormalization,
+    build_discriminator,
+    inference_generator,
+    standing_statistics,
+)
 from dcgan.train import build_gan  # noqa: E402
 
 
@@ -205,3 +212,34 @@ def test_a_run_with_ema_samples_checkpoints_and_exports_the_average(tmp_path):
         assert any(np.array_equal(kernel, e) for e in ema)
         trained = [v for k, v in stored.items() if k.startswith("generator/")]
         assert not any(np.array_equal(kernel, t) for t in trained)
+    # The checkpoint and the export sample alike: both measured the average's BatchNorm
+    # statistics on the same fixed latents.
+    latents = np.random.default_rng(1).standard_normal((16, 8)).astype(np.float32)
+    from_checkpoint = load_generator(run).images(latents)
+    np.testing.assert_array_equal(
+        from_checkpoint, load_generator(run / "generator.keras").images(latents)
+    )
+
+
+def test_standing_statistics_are_the_mean_batch_moments_of_the_weights_held():
+    generator = inference_generator(small())
+    keras.utils.set_random_seed(3)
+    generator.set_weights([w + np.random.normal(0, 0.1, w.shape) for w in generator.get_weights()])
+    norms = [
+        layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) >= 2
+    latents = np.random.default_rng(STANDING_SEED).standard_normal((STANDING_LATENTS, 6))
+    batches = np.split(latents.astype(np.float32), STANDING_LATENTS // 128)
+    expected = []
+    for layer in norms:  # each layer's input as training mode computes it, batch by batch
+        inputs = keras.Model(generator.input, layer.input)
+        moments = [tf.nn.moments(inputs(b, training=True), axes=[0, 1, 2]) for b in batches]
+        expected.append([np.mean([m[i].numpy() for m in moments], axis=0) for i in (0, 1)])
+
+    standing_statistics(generator, batch_size=128)
+
+    for layer, (mean, variance) in zip(norms, expected, strict=True):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+        assert layer.momentum == 0.99  # Keras' default again: training-time behaviour unchanged
