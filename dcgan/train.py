@@ -91,11 +91,16 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     Keras' own layers, and the moving-average weights when model.ema is on (with
     BatchNorm statistics measured for them)."""
     model = inference_generator(config)
+    held: list[np.ndarray] = []  # by value, not step: a rollback revisits steps
 
     def current() -> keras.Model:
-        model.set_weights(gan.sampling_weights())
+        weights = gan.sampling_weights()
+        if len(held) == len(weights) and all(map(np.array_equal, held, weights)):
+            return model  # a grid and an evaluation at one step: measure the statistics once
+        model.set_weights(weights)
         if gan.ema_weights:
             standing_statistics(model)
+        held[:] = weights
         return model
 
     return current

@@ -26,7 +26,7 @@ from dcgan.models import (  # noqa: E402
     inference_generator,
     standing_statistics,
 )
-from dcgan.train import build_gan  # noqa: E402
+from dcgan.train import build_gan, sampling_generator  # noqa: E402
 
 
 def small(*overrides: str):
@@ -243,3 +243,18 @@ def test_standing_statistics_are_the_mean_batch_moments_of_the_weights_held():
         np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
         assert layer.momentum == 0.99  # Keras' default again: training-time behaviour unchanged
+
+
+def test_the_sampling_generator_measures_statistics_once_per_set_of_weights(monkeypatch):
+    config = small("model.ema=0.9")
+    gan = build_gan(config)
+    measured = []
+    monkeypatch.setattr("dcgan.train.standing_statistics", lambda model: measured.append(model))
+    current = sampling_generator(gan, config)
+    first = current().get_weights()
+    current()  # a grid and an evaluation at the same step
+    assert len(measured) == 1
+    gan.train_step(tf.random.stateless_uniform((8, 16, 16, 1), (1, 2), -1, 1))
+    after = current().get_weights()
+    assert len(measured) == 2
+    assert not all(np.array_equal(a, b) for a, b in zip(first, after, strict=True))
