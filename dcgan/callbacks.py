@@ -1,8 +1,12 @@
 """Every side effect of training is one small Keras callback.
 
-Each knows the step at which fit() started (a resumed run does not start at 0), so
-batch index b within this fit() is global step start_step + b + 1. on_train_end reads the
-model's own step counter instead: after Ctrl-C it is the only number that is sure.
+Training runs K steps per call into its compiled function (train.steps_per_execution),
+and Keras calls on_train_batch_end once per call with the call's last batch index b: the
+global step is start_step + b + 1 (a resumed run does not start at 0). Every interval is a
+multiple of K, so each periodic side effect still happens at exactly its step. Between
+intervals a callback does nothing and reads nothing from the device (async_safe); file
+work goes to the background writer. on_train_end reads the model's own step counter: after
+Ctrl-C it is the only number that is sure.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import csv
 import io
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,34 +25,66 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import checkpoints, imaging, scores
-from dcgan.evaluation import generated_images, real_features
+from dcgan import checkpoints, device_scores, imaging, scores
+from dcgan.device_scores import DeviceKid
+from dcgan.evaluation import EVAL_SEED, real_features
 from dcgan.features import FeatureExtractor
 from dcgan.gan import nonfinite_variable
-from dcgan.generate import LoadedGenerator
+from dcgan.generate import latent_stream
 from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, RunDir, read_metrics
+from dcgan.writer import BackgroundWriter, Job
 
 log = logging.getLogger(__name__)
 
 
 class Monitors:
-    """Values that callbacks measure now and then, held until MetricsLog writes its next
-    row, and the latest of each for the warnings."""
+    """Values that callbacks measure now and then (tensors or numbers), held until
+    MetricsLog writes its next row, and the latest of each for the warnings."""
 
     def __init__(self):
-        self.pending: dict[str, float] = {}
-        self.latest: dict[str, tuple[int, float]] = {}
+        self.pending: dict[str, float | tf.Tensor] = {}
+        self.latest: dict[str, tuple[int, float | tf.Tensor]] = {}
 
-    def report(self, step: int, name: str, value: float) -> None:
+    def report(self, step: int, name: str, value: float | tf.Tensor) -> None:
         self.pending[name] = value
         self.latest[name] = (step, value)
 
-    def take(self) -> dict[str, float]:
+    def take(self) -> dict[str, float | tf.Tensor]:
         taken, self.pending = self.pending, {}
         return taken
 
 
+class StepCallbacks(keras.callbacks.CallbackList):
+    """The run's callbacks, called in order on the training thread, with each call's
+    outputs handed on as tensors. Keras' own list turns them into Python numbers after
+    every call (a wait for the device) unless every callback is async-safe, and then runs
+    the callbacks on a thread pool, where the divergence guard no longer comes first."""
+
+    def __init__(self, callbacks: list[keras.callbacks.Callback], model: keras.Model):
+        super().__init__(callbacks, add_history=True, add_progbar=False, model=model)
+        self._async_train = False  # never Keras' thread pool: order matters
+        self.needs_numbers = [
+            c
+            for c in self.callbacks
+            if not getattr(c, "async_safe", False)
+            and type(c).on_train_batch_end is not keras.callbacks.Callback.on_train_batch_end
+        ]
+
+    def on_train_batch_end(self, batch, logs=None):
+        numbers = (
+            {key: float(value) for key, value in (logs or {}).items()}
+            if self.needs_numbers
+            else None
+        )
+        for callback in self.callbacks:
+            wants_numbers = callback in self.needs_numbers
+            callback.on_train_batch_end(batch, numbers if wants_numbers else logs)
+
+
 class StepCallback(keras.callbacks.Callback):
+    # Reads nothing from the device on calls where it has nothing to do.
+    async_safe = True
+
     def __init__(self, start_step: int):
         super().__init__()
         self.start_step = start_step
@@ -61,8 +96,40 @@ class StepCallback(keras.callbacks.Callback):
         return int(self.model.step.numpy())
 
 
-class SampleGrids(StepCallback):
-    """A grid of the generator's images for the run's fixed noise every `every` steps."""
+class Periodic(StepCallback):
+    """A side effect every `every` steps: at_step(step) runs at each multiple of it.
+    every None or 0 means never (a subclass may still act in on_train_end)."""
+
+    def __init__(self, every: int | None, start_step: int, writer: BackgroundWriter | None = None):
+        super().__init__(start_step)
+        if every is not None and every < 0:
+            raise ValueError(f"{type(self).__name__}: every must be positive, got {every}")
+        self.every = every or 0
+        self.writer = writer
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.global_step(batch)
+        if self.due(step):
+            self.at_step(step)
+
+    def at_step(self, step: int) -> None:
+        raise NotImplementedError
+
+    def submit(self, job: Job) -> None:
+        """File work: to the background writer, or done here without one."""
+        if self.writer is None:
+            job()
+        else:
+            self.writer.submit(job)
+
+
+class SampleGrids(Periodic):
+    """A grid of the generator's images for the run's fixed noise every `every` steps.
+    The images are computed here, on the device; the PNG and TensorBoard image are
+    written by the background writer."""
 
     def __init__(
         self,
@@ -70,43 +137,43 @@ class SampleGrids(StepCallback):
         noise: np.ndarray,
         every: int,
         start_step: int,
-        writer: tf.summary.SummaryWriter | None = None,
+        tensorboard: tf.summary.SummaryWriter | None = None,
         generator: Callable[[], keras.Model] | None = None,
         monitors: Monitors | None = None,
         real_diversity: float | None = None,
+        writer: BackgroundWriter | None = None,
     ):
         """generator: returns G as samples should use (default: the model's own G);
         with monitors and real_diversity, each grid also reports the diversity of the
         fixed noise's images relative to real images."""
-        super().__init__(start_step)
-        if every <= 0:
-            raise ValueError(f"SampleGrids: every must be positive, got {every}")
-        self.run, self.noise, self.every, self.writer = run, noise, every, writer
+        super().__init__(every, start_step, writer)
+        self.run, self.noise, self.tensorboard = run, noise, tensorboard
         self.generator, self.monitors, self.real_diversity = generator, monitors, real_diversity
         self.last_written: int | None = None
 
     def write(self, step: int) -> None:
         generator = self.generator() if self.generator else self.model.generator
-        pixels = np.asarray(generator(self.noise, training=False))
-        images = imaging.to_uint8(pixels)
-        grid = imaging.make_grid(images)
-        imaging.save_png(grid, self.run.sample_path(step))
-        if self.writer is not None:
-            with self.writer.as_default():
-                tf.summary.image("samples", grid[None], step=step)
+        pixels = generator(self.noise, training=False)
         if self.monitors is not None and self.real_diversity and step > 0:
-            diversity = scores.mean_pairwise_distance(pixels) / self.real_diversity
+            diversity = device_scores.mean_pairwise_distance(pixels) / self.real_diversity
             self.monitors.report(step, "diversity", diversity)
+        path = self.run.sample_path(step)
+        self.submit(lambda: self._save(pixels, step, path))
         self.last_written = step
+
+    def _save(self, pixels: tf.Tensor, step: int, path: Path) -> None:
+        grid = imaging.make_grid(imaging.to_uint8(np.asarray(pixels)))
+        imaging.save_png(grid, path)
+        if self.tensorboard is not None:
+            with self.tensorboard.as_default():
+                tf.summary.image("samples", grid[None], step=step)
 
     def on_train_begin(self, logs=None):
         if self.start_step == 0:
             self.write(0)  # the untrained generator: the first frame of progress.gif
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
-        if step % self.every == 0:
-            self.write(step)
+    def at_step(self, step: int) -> None:
+        self.write(step)
 
     def on_train_end(self, logs=None):
         step = self.model_step()
@@ -114,11 +181,12 @@ class SampleGrids(StepCallback):
             self.write(step)
 
 
-class MetricsLog(StepCallback):
+class MetricsLog(Periodic):
     """Averages of the losses and D's outputs over each `every` steps: metrics.csv and
-    TensorBoard scalars. The CSV is rewritten whole and renamed at every row, so it is never
-    half-written. Rows past the resumed step (written after the last checkpoint of a run
-    that was killed) are dropped, so each step has exactly one row."""
+    TensorBoard scalars. The averages are read off the device here; the CSV is rewritten
+    whole and renamed (so never half-written) by the background writer. Rows past the
+    resumed step (written after the last checkpoint of a run that was killed) are dropped,
+    so each step has exactly one row."""
 
     def __init__(
         self,
@@ -126,17 +194,18 @@ class MetricsLog(StepCallback):
         every: int,
         batch_size: int,
         start_step: int,
-        writer: tf.summary.SummaryWriter | None = None,
+        tensorboard: tf.summary.SummaryWriter | None = None,
         monitors: Monitors | None = None,
+        writer: BackgroundWriter | None = None,
     ):
         """monitors: values measured now and then (diversity, KID, copy rate), written
         into the next row."""
-        super().__init__(start_step)
+        super().__init__(every, start_step, writer)
         if every <= 0:
             raise ValueError(f"MetricsLog: every must be positive, got {every}")
-        self.path, self.every, self.batch_size, self.writer = path, every, batch_size, writer
+        self.path, self.batch_size, self.tensorboard = path, batch_size, tensorboard
         self.monitors = monitors or Monitors()
-        self.rows: list[list[str]] = []
+        self.rows: list[list[str]] = []  # the writer's: appended and written there
         self.last_logged = start_step
 
     def on_train_begin(self, logs=None):
@@ -158,68 +227,80 @@ class MetricsLog(StepCallback):
     def log(self, step: int) -> None:
         if step <= self.last_logged:
             return
-        values = [float(m.result()) for m in self.model.metrics]
+        values = [m.result() for m in self.model.metrics]  # tensors: read by the writer
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
         self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
         measured = self.monitors.take()
+        for metric in self.model.metrics:
+            metric.reset_state()
+        self.submit(lambda: self._append(step, values, rate, measured))
+
+    def _append(self, step: int, values: list, rate: float, measured: dict) -> None:
+        numbers = [float(value) for value in values]
+        measured = {name: float(value) for name, value in measured.items()}
         self.rows.append(
             [
                 str(step),
-                *(f"{v:.6g}" for v in values),
+                *(f"{v:.6g}" for v in numbers),
                 f"{rate:.1f}",
                 *(f"{measured[name]:.6g}" if name in measured else "" for name in MONITOR_NAMES),
             ]
         )
         self._write()
-        if self.writer is not None:
-            with self.writer.as_default():
-                for name, value in zip(METRIC_NAMES, values, strict=True):
+        if self.tensorboard is not None:
+            with self.tensorboard.as_default():
+                for name, value in zip(METRIC_NAMES, numbers, strict=True):
                     tf.summary.scalar(name, value, step=step)
                 tf.summary.scalar("images_per_sec", rate, step=step)
                 for name, value in measured.items():
                     tf.summary.scalar(name, value, step=step)
-        for metric in self.model.metrics:
-            metric.reset_state()
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
-        if step % self.every == 0:
-            self.log(step)
+    def at_step(self, step: int) -> None:
+        self.log(step)
 
     def on_train_end(self, logs=None):
         self.log(self.model_step())
-        self._write()  # again: a forced second Ctrl-C may have cut the last write short
-        if self.writer is not None:
-            self.writer.flush()
+        self.submit(self._write)  # again: a forced second Ctrl-C may have cut one short
+        if self.tensorboard is not None:
+            self.submit(self.tensorboard.flush)
 
 
-class LossPlot(StepCallback):
-    """losses.png redrawn from metrics.csv every `every` steps and at the end."""
+class LossPlot(Periodic):
+    """losses.png redrawn from metrics.csv every `every` steps and at the end, by the
+    background writer after the rows before it. A redraw asked for while one is still
+    queued is not queued again: the queued one will read the newer rows."""
 
     def __init__(
-        self, metrics_path: Path, plot_path: Path, every: int, start_step: int, title: str = ""
+        self,
+        metrics_path: Path,
+        plot_path: Path,
+        every: int,
+        start_step: int,
+        title: str = "",
+        writer: BackgroundWriter | None = None,
     ):
-        super().__init__(start_step)
-        self.metrics_path, self.plot_path, self.every, self.title = (
-            metrics_path,
-            plot_path,
-            every,
-            title,
-        )
+        super().__init__(every, start_step, writer)
+        self.metrics_path, self.plot_path, self.title = metrics_path, plot_path, title
+        self.queued = False
 
     def draw(self) -> None:
+        self.queued = False
         rows = read_metrics(self.metrics_path)
         if rows:
             series = {name: _series(rows, name) for name in (*METRIC_NAMES, *MONITOR_NAMES)}
             imaging.plot_losses(series, self.plot_path, self.title)
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.global_step(batch) % self.every == 0:
-            self.draw()
+    def request(self) -> None:
+        if not self.queued:
+            self.queued = True
+            self.submit(self.draw)
+
+    def at_step(self, step: int) -> None:
+        self.request()
 
     def on_train_end(self, logs=None):
-        self.draw()
+        self.request()
 
 
 def _series(rows: list[dict[str, str]], name: str) -> tuple[list[int], list[float]]:
@@ -237,31 +318,40 @@ class Diverged(Exception):
 
 
 class DivergenceGuard(StepCallback):
-    """Stops fit() at the first non-finite loss, before any later callback of that step can
-    write a sample grid, a metrics row or a checkpoint from it.
-
-    The losses it reads are running means since the last metrics row, so a NaN in any step
-    keeps them NaN: checking every step costs two floats.
-    """
+    """Stops fit() after a call in which a loss went NaN or infinite, before any later
+    callback can write a sample grid, a metrics row or a checkpoint from it. The check runs
+    in the graph every step (DCGAN.divergence keeps the first bad step); this reads its
+    result once per call."""
 
     def on_train_batch_end(self, batch, logs=None):
-        for name in ("d_loss", "g_loss"):
-            value = float((logs or {}).get(name, 0.0))
-            if not math.isfinite(value):
-                raise Diverged(self.global_step(batch), f"{name} is {value}")
+        bad = self.model.divergence()
+        if bad is not None:
+            raise Diverged(*bad)
 
 
-class Checkpoints(StepCallback):
-    """A checkpoint every `every` steps and at the end; only the newest `keep` stay."""
+class Checkpoints(Periodic):
+    """A checkpoint every `every` steps and at the end; only the newest `keep` stay. The
+    background writer is flushed first: a resume from this checkpoint finds every file
+    of the steps before it."""
 
-    def __init__(self, objects: dict, folder: Path, every: int, keep: int, start_step: int):
-        super().__init__(start_step)
+    def __init__(
+        self,
+        objects: dict,
+        folder: Path,
+        every: int,
+        keep: int,
+        start_step: int,
+        writer: BackgroundWriter | None = None,
+    ):
+        super().__init__(every, start_step, writer)
         if keep <= 0:
             raise ValueError(f"Checkpoints: keep must be positive, got {keep}")
-        self.objects, self.folder, self.every, self.keep = objects, folder, every, keep
+        self.objects, self.folder, self.keep = objects, folder, keep
         self.last_saved: int | None = None
 
     def save(self, step: int) -> None:
+        if self.writer is not None:
+            self.writer.flush()
         # A loss can stay finite for the step in which a weight overflows: look at them all.
         bad = nonfinite_variable(self.model)
         if bad is not None:
@@ -269,10 +359,8 @@ class Checkpoints(StepCallback):
         checkpoints.save_checkpoint(self.objects, self.folder, step, self.keep)
         self.last_saved = step
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
-        if step % self.every == 0:
-            self.save(step)
+    def at_step(self, step: int) -> None:
+        self.save(step)
 
     def on_train_end(self, logs=None):
         step = self.model_step()
@@ -281,9 +369,12 @@ class Checkpoints(StepCallback):
 
 
 class Progress(StepCallback):
-    """A live progress bar on a terminal; a plain line every `every` steps otherwise."""
+    """A live progress bar on a terminal, redrawn at most 5 times a second (it reads the
+    losses off the device only then); a plain line every `every` steps otherwise. A log
+    record printed while the bar is drawn starts on a line of its own."""
 
     BAR = 24
+    REDRAW_SECONDS = 0.2
 
     def __init__(
         self,
@@ -299,9 +390,20 @@ class Progress(StepCallback):
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.last_draw = 0.0
+        self.on_line = False  # the bar is drawn and its line not yet ended
+        self.line_ender = _EndsBarLine(self)
 
     def on_train_begin(self, logs=None):
         self.began = time.perf_counter()
+        if self.interactive:
+            for handler in logging.getLogger("dcgan").handlers:
+                handler.addFilter(self.line_ender)
+
+    def end_line(self) -> None:
+        if self.on_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.on_line = False
 
     def _line(self, step: int, logs: dict) -> str:
         elapsed = time.perf_counter() - self.began
@@ -328,20 +430,36 @@ class Progress(StepCallback):
         step = self.global_step(batch)
         if self.interactive:
             now = time.perf_counter()
-            if now - self.last_draw >= 0.2 or step == self.total:
+            if now - self.last_draw >= self.REDRAW_SECONDS or step == self.total:
                 filled = int(self.BAR * step / self.total)
                 bar = "#" * filled + "." * (self.BAR - filled)
                 self.stream.write(f"\r[{bar}] {self._line(step, logs)}\x1b[K")
                 self.stream.flush()
-                self.last_draw = now
+                self.last_draw, self.on_line = now, True
         elif step % self.every == 0 or step == self.total:
             self.stream.write(self._line(step, logs) + "\n")
             self.stream.flush()
 
     def on_train_end(self, logs=None):
         if self.interactive:
+            for handler in logging.getLogger("dcgan").handlers:
+                handler.removeFilter(self.line_ender)
             self.stream.write("\n")
             self.stream.flush()
+            self.on_line = False
+
+
+class _EndsBarLine(logging.Filter):
+    """Ends the progress bar's line before a log record is printed (lets every record
+    through)."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.progress.end_line()
+        return True
 
 
 def _clock(seconds: float) -> str:
@@ -350,16 +468,18 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-class Evaluation(StepCallback):
+class Evaluation(Periodic):
     """KID of num_samples generated images against the training data every `every` steps
     and when the run finishes; the checkpoint with the lowest KID so far is kept in
     checkpoints/best (with best.json saying its step and score). On small data sets it
     also measures the copy rate, and warns when it passes `copy_warning` and climbs.
 
-    The generated images always come from the same latents, so the scores of a run
-    compare across steps."""
+    The generated images always come from the same latents (those `dcgan evaluate` and
+    `dcgan nearest` use), so the scores of a run compare across steps. Images, features,
+    KID and the copy rate are computed on the device; only the scores come back."""
 
     KID_SUBSETS = 20
+    BATCH = 256
 
     def __init__(
         self,
@@ -378,19 +498,22 @@ class Evaluation(StepCallback):
     ):
         """real_images: what KID compares with; copy_reference: the training images the
         copy rate is measured against (None: no copy check)."""
-        super().__init__(start_step)
+        super().__init__(every, start_step)
         if every <= 0:
             raise ValueError(f"Evaluation: every must be positive, got {every}")
         self.run, self.objects, self.generator = run, objects, generator
         self.real_images, self.extractor = real_images, extractor
-        self.every, self.num_samples, self.total = every, num_samples, total_steps
+        self.num_samples, self.total = num_samples, total_steps
         self.monitors, self.copy_warning = monitors, copy_warning
         self.copy_reference = None if copy_reference is None else imaging.from_uint8(copy_reference)
         self.last_evaluated: int | None = None
         self.last_copy_rate: float | None = None
 
     def on_train_begin(self, logs=None):
-        self.real_features = real_features(self.run, self.real_images, self.extractor)
+        real = real_features(self.run, self.real_images, self.extractor)
+        self.kid = DeviceKid(real, self.num_samples, self.KID_SUBSETS)
+        latents = next(latent_stream(EVAL_SEED, self.num_samples, self.model.latent_dim, 10**9))
+        self.latents = tf.constant(latents)
         self.best = read_best(self.run)
         if self.best is not None and self.best.get("features") != self.extractor.name:
             log.info(
@@ -402,22 +525,35 @@ class Evaluation(StepCallback):
             self.best = None
         if self.copy_reference is not None:  # the training set's own spacing: fixed
             self.copy_threshold = scores.copy_threshold(self.copy_reference)
+            self.copy_reference_on_device = tf.constant(self.copy_reference)
+
+    def images(self) -> tf.Tensor:
+        """uint8 images of the fixed latents, as LoadedGenerator.images makes them."""
+        generator = self.generator()
+        return tf.concat(
+            [
+                device_scores.to_uint8(generator(self.latents[i : i + self.BATCH], training=False))
+                for i in range(0, self.num_samples, self.BATCH)
+            ],
+            axis=0,
+        )
 
     def evaluate(self, step: int) -> None:
-        # The same latents and uint8 images as `dcgan evaluate` and `dcgan nearest` score.
-        current = LoadedGenerator(self.generator(), "training", self.run)
-        images = generated_images(current, self.num_samples, batch_size=256)
-        fake = self.extractor.features(images, batch_size=256)
-        kid = scores.kid(self.real_features, fake, subsets=self.KID_SUBSETS)
+        images = self.images()
+        kid = self.kid(self.extractor.device_features(images, self.BATCH))
         self.monitors.report(step, "kid", kid.mean)
         line = f"step {step}: KID {kid.mean:.4f} +- {kid.std:.4f} ({self.extractor.name})"
         if self.copy_reference is not None:
-            copies = scores.copy_rate(
-                imaging.from_uint8(images), self.copy_reference, threshold=self.copy_threshold
+            rate = float(
+                device_scores.copy_rate(
+                    device_scores.from_uint8(images),
+                    self.copy_reference_on_device,
+                    self.copy_threshold,
+                )
             )
-            self.monitors.report(step, "copy_rate", copies.rate)
-            line += f", copy rate {copies.rate:.3f}"
-            self._warn_on_copies(step, copies.rate)
+            self.monitors.report(step, "copy_rate", rate)
+            line += f", copy rate {rate:.3f}"
+            self._warn_on_copies(step, rate)
         if self.best is None or kid.mean < self.best["kid"]:
             self.best = save_best(self.objects, self.run, step, kid.mean, self.extractor.name)
             line += ": the best so far, kept in checkpoints/best"
@@ -440,10 +576,8 @@ class Evaluation(StepCallback):
             )
         self.last_copy_rate = rate
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
-        if step % self.every == 0:
-            self.evaluate(step)
+    def at_step(self, step: int) -> None:
+        self.evaluate(step)
 
     def on_train_end(self, logs=None):
         step = self.model_step()
@@ -462,16 +596,16 @@ def read_best(run: RunDir) -> dict | None:
 
 
 def save_best(objects: dict, run: RunDir, step: int, kid: float, features: str) -> dict:
-    """Replace checkpoints/best whole: the checkpoint and best.json land together.
+    """Replace checkpoints/best whole, through the same checkpoint writer as the periodic
+    ones: the checkpoint and best.json land together, and a failed write is one line.
     Returns what best.json holds."""
     best = {"step": step, "kid": kid, "features": features}
-    with imaging.atomic_dir(run.best_checkpoint) as staging:
-        tf.train.Checkpoint(**objects).write(str(staging / checkpoints.PREFIX))
-        (staging / "best.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+    extra = {"best.json": json.dumps(best) + "\n"}
+    checkpoints.write_checkpoint(objects, run.best_checkpoint, extra_files=extra)
     return best
 
 
-class HealthWatch(StepCallback):
+class HealthWatch(Periodic):
     """Warnings, at each metrics row, for the two ways a GAN stops learning: mode collapse
     (the fixed noise's images far less varied than real ones) and a D that has won
     (it tells every real from every fake, so G's gradient vanishes). A warning is not
@@ -482,19 +616,20 @@ class HealthWatch(StepCallback):
     QUIET_ROWS = 20
 
     def __init__(self, every: int, start_step: int, monitors: Monitors):
-        super().__init__(start_step)
-        self.every, self.monitors = every, monitors
+        super().__init__(every, start_step)
+        self.monitors = monitors
         self.warned: dict[str, int] = {}  # the step each warning was last given
 
     def check(self, step: int) -> None:
-        diversity = self.monitors.latest.get("diversity")
-        collapsed = diversity is not None and diversity[1] < self.COLLAPSE_DIVERSITY
+        latest = self.monitors.latest.get("diversity")
+        diversity = None if latest is None else float(latest[1])
+        collapsed = diversity is not None and diversity < self.COLLAPSE_DIVERSITY
         self._warn(
             "collapse",
             step,
             collapsed,
             f"step {step}: mode collapse? the fixed noise's samples are "
-            f"{diversity[1] if diversity else 0:.2f}x as varied as real images (below "
+            f"{diversity or 0:.2f}x as varied as real images (below "
             f"{self.COLLAPSE_DIVERSITY}): look at the latest sample grid; lower the learning "
             "rates, try train.loss hinge or model.d_spectral_norm, or resume from "
             "checkpoints/best",
@@ -516,7 +651,5 @@ class HealthWatch(StepCallback):
             log.warning(message)
             self.warned[name] = step
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step(batch)
-        if step % self.every == 0:
-            self.check(step)
+    def at_step(self, step: int) -> None:
+        self.check(step)

@@ -21,15 +21,26 @@ def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
     Older checkpoints are deleted only after the new one is whole, so a failed write (a
     full disk) leaves them as they were.
     """
-    target = checkpoint_dir(folder, step)
-    try:
-        # Saving a step again (a resumed run's final save) replaces that folder whole.
-        with atomic_dir(target) as staging:
-            tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
-    except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
-        raise OutputError(f"{target}: cannot write: {_tf_reason(exc.message)}") from None
+    # Saving a step again (a resumed run's final save) replaces that folder whole.
+    target = write_checkpoint(objects, checkpoint_dir(folder, step))
     for _, old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def write_checkpoint(
+    objects: dict, target: Path, extra_files: dict[str, str] | None = None
+) -> Path:
+    """objects as a checkpoint folder at target, with extra_files (name -> text) beside it,
+    all landing together; a failed write is an OutputError naming target and leaves what
+    was there before."""
+    try:
+        with atomic_dir(target) as staging:
+            tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
+            for name, text in (extra_files or {}).items():
+                (staging / name).write_text(text, encoding="utf-8")
+    except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
+        raise OutputError(f"{target}: cannot write: {_tf_reason(exc.message)}") from None
     return target
 
 

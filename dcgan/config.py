@@ -88,6 +88,9 @@ class TrainConfig(_Section):
     # auto: MirroredStrategy over several local GPUs, MultiWorkerMirroredStrategy when
     # TF_CONFIG describes a cluster, one device otherwise. batch_size is the global batch.
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    # Training steps per call into the compiled function. Side effects happen only between
+    # calls, so it must divide every interval; auto: see execution.steps_per_execution.
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
 
 class OutputConfig(_Section):
@@ -144,6 +147,7 @@ class Config(_Section):
                 "train.label_smoothing",
                 f"applies to the bce and lsgan losses, not '{self.train.loss}'",
             )
+        _check_steps_per_execution(self)
         if info.context and not info.context.get("check_data", True):
             return self  # generating from a run needs no training data
         if self.data.source in SOURCES_WITH_PATH and self.data.path is None:
@@ -156,6 +160,33 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def intervals(config: Config) -> dict[str, int]:
+    """Every "every N steps" of the config that is on, by its dotted key, and train.steps:
+    the steps at which something happens between two calls into the training function."""
+    found = {
+        "output.log_every": config.output.log_every,
+        "output.sample_every": config.output.sample_every,
+        "output.checkpoint_every": config.output.checkpoint_every,
+        "train.steps": config.train.steps,
+    }
+    if config.eval.every:
+        found["eval.every"] = config.eval.every
+    return found
+
+
+def _check_steps_per_execution(config: Config) -> None:
+    steps = config.train.steps_per_execution
+    if steps == "auto":
+        return
+    for key, every in intervals(config).items():
+        if every % steps:
+            raise _KeyError(
+                "train.steps_per_execution",
+                f"{steps} does not divide {key} ({every}): side effects happen only between "
+                "calls, so every interval must be a multiple of it (or use auto)",
+            )
 
 
 class _KeyError(ValueError):

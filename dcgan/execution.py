@@ -11,6 +11,7 @@ measured here.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from dcgan.config import TrainConfig
+from dcgan.config import Config, TrainConfig, intervals
 from dcgan.errors import ConfigError
 
 KERAS_POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -53,6 +54,59 @@ def plan(train: TrainConfig, source: Path | str = "the config") -> Execution:
     xla, xla_reason = _xla(train.xla, gpus)
     keras.mixed_precision.set_global_policy(KERAS_POLICY[precision])
     return Execution(precision, xla, strategy, [precision_reason, xla_reason, strategy_reason])
+
+
+# steps_per_execution auto: a call into the training function should take about
+# CALL_SECONDS, so that the progress bar moves and Ctrl-C answers, and never more than
+# MAX_STEPS_PER_EXECUTION steps. The rates are deliberately low guesses of what a DCGAN
+# step reaches (this 2-core CPU measured about 100 GFLOP/s in float32; a data-centre GPU
+# reaches tens of TFLOP/s), so a call errs on the short side.
+MAX_STEPS_PER_EXECUTION = 100
+CALL_SECONDS = 1.0
+ASSUMED_FLOPS = {"GPU": 10e12, "CPU core": 25e9}
+
+
+def steps_per_execution(config: Config, start_step: int, step_flops: float) -> tuple[int, str]:
+    """K, the training steps per call, and the reason the run log gives. Side effects
+    happen between calls, so K divides every interval, train.steps and the step the run
+    starts from. auto: the largest such K up to MAX_STEPS_PER_EXECUTION whose call, at
+    step_flops FLOPs a step, takes at most about CALL_SECONDS on this device."""
+    setting = config.train.steps_per_execution
+    if setting != "auto":
+        if start_step % setting:
+            raise ConfigError(
+                f"train.steps_per_execution {setting} does not divide step {start_step}, where "
+                f"this run resumes: use auto, or a number that divides {start_step} and every "
+                "interval"
+            )
+        return setting, f"steps per call {setting} (set in the config)"
+    common = math.gcd(start_step, *intervals(config).values())
+    gpus = tf.config.list_physical_devices("GPU")
+    rate = ASSUMED_FLOPS["GPU"] * len(gpus) if gpus else ASSUMED_FLOPS["CPU core"] * _cores()
+    longest = int(CALL_SECONDS * rate / max(step_flops, 1.0))
+    limit = max(1, min(MAX_STEPS_PER_EXECUTION, longest))
+    steps = max(k for k in range(1, limit + 1) if common % k == 0)
+    return steps, (
+        f"steps per call auto: {steps} (the largest divisor of every interval, train.steps "
+        f"and the start step, {common}, that keeps a call near {CALL_SECONDS:g} s: at most "
+        f"{limit} here)"
+    )
+
+
+def step_flops(generator: keras.Model, discriminator: keras.Model, config: Config) -> float:
+    """FLOPs of one training step: per image 3G + 8D (G forward and back; D forward and
+    back on the real and the fake batch and once more for G's loss), per D update."""
+    from dcgan.models import forward_flops
+
+    per_image = 3 * forward_flops(generator) + 8 * forward_flops(discriminator)
+    return float(per_image * config.train.batch_size * config.train.d_steps)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def cpu_flags() -> set[str]:

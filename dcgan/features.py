@@ -37,7 +37,9 @@ class FeatureError(DcganError):
 class FeatureExtractor:
     name: str  # written beside every score: numbers from different spaces do not compare
     dim: int
-    embed: Callable[[np.ndarray], np.ndarray]  # one batch of uint8 images -> float32 rows
+    # One batch of uint8 images -> float32 rows; the shipped spaces take numpy arrays or
+    # tensors and return tensors, which stay on the device.
+    embed: Callable
 
     def features(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         rows = [
@@ -45,6 +47,15 @@ class FeatureExtractor:
             for i in range(0, len(images), batch_size)
         ]
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def device_features(self, images, batch_size: int = 256):
+        """features() for a tensor of images, left on the device as one float32 tensor."""
+        import tensorflow as tf
+
+        count = int(images.shape[0])
+        return tf.concat(
+            [self.embed(images[i : i + batch_size]) for i in range(0, count, batch_size)], 0
+        )
 
 
 def inception_weights_path() -> Path:
@@ -112,7 +123,7 @@ def inception_extractor(weights_file: Path) -> FeatureExtractor:
     def embed(images):
         return model(_prepared(images, INCEPTION_SIZE), training=False)
 
-    return FeatureExtractor("inception_v3_pool", 2048, lambda images: embed(images).numpy())
+    return FeatureExtractor("inception_v3_pool", 2048, embed)
 
 
 def random_extractor(seed: int = 0) -> FeatureExtractor:
@@ -137,7 +148,7 @@ def random_extractor(seed: int = 0) -> FeatureExtractor:
             x = tf.nn.leaky_relu(tf.nn.conv2d(x, kernel, 2, "SAME"), 0.2)
         return tf.concat([tf.reduce_mean(x, [1, 2]), tf.reduce_max(x, [1, 2])], axis=1)
 
-    return FeatureExtractor(RANDOM_NAME, 1024, lambda images: embed(images).numpy())
+    return FeatureExtractor(RANDOM_NAME, 1024, embed)
 
 
 def _prepared(images, size: int):

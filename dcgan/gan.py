@@ -88,6 +88,13 @@ class DCGAN(keras.Model):
         # rates: saved in checkpoints so that a resumed run keeps its lowered rates.
         self.rollbacks = keras.Variable(0, dtype="int64", name="rollbacks", **counter)
         self.lr_scale = keras.Variable(1.0, dtype="float32", name="lr_scale", **counter)
+        # The divergence guard, in the graph so that no step waits for the host: the first
+        # step whose losses were not finite (0: none yet) and those losses. Read once per
+        # call into the training function; never checkpointed (a checkpoint is finite).
+        self.diverged_at = keras.Variable(0, dtype="int64", name="diverged_at", **counter)
+        self.diverged_losses = keras.Variable(
+            [0.0, 0.0], dtype="float32", name="diverged_losses", **counter
+        )
         # The moving average of every generator weight (BatchNorm's statistics copied).
         self.ema_weights = (
             [
@@ -136,10 +143,10 @@ class DCGAN(keras.Model):
     def call(self, z, training: bool = False):
         return self.generator(z, training=training)
 
-    def sampling_weights(self) -> list[np.ndarray]:
+    def sampling_variables(self) -> list:
         """The generator weights that samples, evaluation and export use: the moving
         average when model.ema is on, the trained weights otherwise."""
-        return [w.numpy() for w in (self.ema_weights or self.generator.weights)]
+        return list(self.ema_weights or self.generator.weights)
 
     def _key(self, *salt: int) -> tf.Tensor:
         key = tf.stack([tf.constant(self.seed, tf.int64), self.step.value])
@@ -221,6 +228,7 @@ class DCGAN(keras.Model):
             self._update_ema()
 
         self.step.assign_add(1)
+        self._watch_divergence(d_loss, g_loss)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         probability = self.objective.loss == "bce"
@@ -237,6 +245,31 @@ class DCGAN(keras.Model):
             # lacks (keras/src/backend/tensorflow/trainer.py, reduce_per_replica).
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+    def _watch_divergence(self, d_loss, g_loss):
+        """Keep the first step whose losses are not finite, on any replica."""
+        losses = tf.stack([tf.cast(d_loss, tf.float32), tf.cast(g_loss, tf.float32)])
+        bad = tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(losses))), tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            bad = context.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+        first = tf.logical_and(bad > 0, tf.equal(self.diverged_at.value, 0))
+        self.diverged_at.assign(tf.where(first, self.step.value, self.diverged_at.value))
+        self.diverged_losses.assign(tf.where(first, losses, self.diverged_losses.value))
+
+    def divergence(self) -> tuple[int, str] | None:
+        """(step, what) of the first step with a non-finite loss since the last reset, or
+        None: one read of the device per call into the training function."""
+        step = int(self.diverged_at.numpy())
+        if step == 0:
+            return None
+        losses = dict(zip(("d_loss", "g_loss"), self.diverged_losses.numpy(), strict=True))
+        name, value = next((n, v) for n, v in losses.items() if not np.isfinite(v))
+        return step, f"{name} is {float(value)}"
+
+    def reset_divergence(self) -> None:
+        self.diverged_at.assign(0)
+        self.diverged_losses.assign([0.0, 0.0])
 
     def _d_accuracy(self, real_out, fake_out):
         """The share of real and fake images that D put on the right side of its boundary
@@ -295,9 +328,11 @@ def make_gan(
     ema_decay: float | None = None,
     loss_scaling: bool = False,
     jit_compile: bool = False,
+    steps_per_execution: int = 1,
 ) -> DCGAN:
     """loss_scaling: wrap both Adams in a LossScaleOptimizer (float16 needs it: small
-    gradients underflow); jit_compile: XLA for the training step."""
+    gradients underflow); jit_compile: XLA for the training step; steps_per_execution:
+    training steps per call into the compiled function."""
 
     def adam(lr: float, name: str) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(lr, beta_1=beta1, beta_2=beta2, name=name)
@@ -310,6 +345,7 @@ def make_gan(
         d_optimizer=adam(d_lr, "d_adam"),
         g_optimizer=adam(g_lr, "g_adam"),
         jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
     return gan
 
@@ -354,13 +390,23 @@ OPTIONAL_STATES = ("accuracy_state",)
 
 
 def nonfinite_variable(gan: DCGAN) -> str | None:
-    """The path of the first weight or optimizer slot that holds a NaN or an infinity."""
-    for variable in [
-        *gan.generator.variables,
-        *gan.discriminator.variables,
-        *gan.g_optimizer.variables,
-        *gan.d_optimizer.variables,
-    ]:
-        if variable.dtype.startswith("float") and not np.isfinite(variable.numpy()).all():
-            return variable.path
-    return None
+    """The path of the first weight or optimizer slot that holds a NaN or an infinity:
+    checked on the device in one reduction, copied to the host only to name the culprit."""
+    variables = [
+        variable
+        for variable in [
+            *gan.generator.variables,
+            *gan.discriminator.variables,
+            *gan.g_optimizer.variables,
+            *gan.d_optimizer.variables,
+        ]
+        if variable.dtype.startswith("float")
+    ]
+    if bool(_all_finite([v.value for v in variables])):
+        return None
+    return next(v.path for v in variables if not np.isfinite(v.numpy()).all())
+
+
+@tf.function(reduce_retracing=True)
+def _all_finite(values: list) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in values])

@@ -81,6 +81,24 @@ def standing_statistics(generator: keras.Model, batch_size: int = 128) -> None:
             layer.momentum = momentum
 
 
+def forward_flops(model: keras.Model) -> int:
+    """FLOPs of one image's forward pass: 2 x the multiply-adds of the convolutions and
+    dense layers (spectral-normalised ones included)."""
+    macs = 0
+    for layer in model.layers:
+        inner = layer.layer if isinstance(layer, layers.Wrapper) else layer
+        if isinstance(inner, layers.Conv2DTranspose):
+            _, height, width, channels_in = layer.input.shape
+            macs += height * width * channels_in * inner.filters * int(np.prod(inner.kernel_size))
+        elif isinstance(inner, layers.Conv2D):
+            _, height, width, channels_out = layer.output.shape
+            kernel = int(np.prod(inner.kernel_size))
+            macs += height * width * layer.input.shape[-1] * channels_out * kernel
+        elif isinstance(inner, layers.Dense):
+            macs += layer.input.shape[-1] * inner.units
+    return 2 * macs
+
+
 def _batch_norm(sync_norm: bool, fused_norm: bool):
     kind = FusedBatchNormalization if fused_norm else layers.BatchNormalization
     return functools.partial(kind, synchronized=sync_norm)

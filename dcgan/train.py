@@ -18,7 +18,7 @@ from dcgan import callbacks, checkpoints, evaluation, imaging, rundir, scores
 from dcgan.config import Config
 from dcgan.data import make_distributed_dataset
 from dcgan.errors import ConfigError, OutputError, TrainingDiverged
-from dcgan.execution import Execution, plan
+from dcgan.execution import Execution, plan, step_flops, steps_per_execution
 from dcgan.features import FeatureExtractor, make_extractor
 from dcgan.gan import (
     DCGAN,
@@ -36,6 +36,7 @@ from dcgan.models import (
 )
 from dcgan.rundir import RunDir
 from dcgan.sources import load_images
+from dcgan.writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +92,19 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     Keras' own layers, and the moving-average weights when model.ema is on (with
     BatchNorm statistics measured for them)."""
     model = inference_generator(config)
-    held: list[np.ndarray] = []  # by value, not step: a rollback revisits steps
+    # The (step, rollbacks) whose weights the model holds: a rollback revisits steps, but
+    # it also counts up, so within a process the pair names one set of weights.
+    held: list[tuple[int, int]] = []
 
     def current() -> keras.Model:
-        weights = gan.sampling_weights()
-        if len(held) == len(weights) and all(map(np.array_equal, held, weights)):
+        key = (int(gan.step.numpy()), int(gan.rollbacks.numpy()))
+        if held == [key]:
             return model  # a grid and an evaluation at one step: measure the statistics once
-        model.set_weights(weights)
+        for target, source in zip(model.weights, gan.sampling_variables(), strict=True):
+            target.assign(source.value)  # device to device, not through the host
         if gan.ema_weights:
             standing_statistics(model)
-        held[:] = weights
+        held[:] = [key]
         return model
 
     return current
@@ -193,7 +197,8 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
             start_step,
             total,
         )
-        _write_final_artifacts(gan, run, config)
+        _write_generator(gan, run, config)
+        imaging.write_progress_gif(run.sample_grids(), run.progress_gif)
         return TrainResult(run, start_step, start_step, total, 0.0, interrupted=False)
 
     images = load_images(config.data)
@@ -213,14 +218,19 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
         config.train.batch_size,
         ", deterministic ops" if config.train.deterministic else "",
     )
-    log.info("execution: %s", execution.describe())
+    steps, steps_reason = steps_per_execution(
+        config, start_step, step_flops(gan.generator, gan.discriminator, config)
+    )
+    gan.steps_per_execution = steps  # read when fit() makes the training function
+    log.info("execution: %s; %s", execution.describe(), steps_reason)
     # Before the first step: a missing feature space is a config problem, not a crash.
     extractor = (
         make_extractor(config.eval.features, download=False)
         if config.eval.every is not None
         else None
     )
-    writer = tf.summary.create_file_writer(str(run.tensorboard))
+    tensorboard = tf.summary.create_file_writer(str(run.tensorboard))
+    writer = BackgroundWriter()
     if start_step == 0 and config.train.on_nan == "rollback":
         # Somewhere to roll back to before the first interval.
         checkpoints.save_checkpoint(objects, run.checkpoints, 0, config.output.keep_checkpoints)
@@ -244,36 +254,42 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
                 noise,
                 images,
                 extractor,
+                tensorboard,
                 writer,
                 segment_start,
                 progress_stream,
             )
             try:
-                with _stop_after_this_step(gan) as stop:
+                with _stop_after_this_call(gan) as stop:
                     gan.fit(
                         dataset,
                         epochs=1,
                         steps_per_epoch=total - segment_start,
                         shuffle=False,  # the dataset orders itself
                         verbose=0,
-                        callbacks=side_effects,
+                        callbacks=callbacks.StepCallbacks(side_effects, gan),
                     )
                 interrupted = stop.requested and int(gan.step.numpy()) < total
                 break
-            except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-step
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now
                 interrupted = True
                 # fit() skips on_train_end when interrupted: flush everything for the step.
                 for callback in side_effects:
                     callback.on_train_end()
                 break
             except callbacks.Diverged as diverged:
+                writer.flush()  # what the steps before it wrote, before the rollback's files
                 segment_start = _roll_back(gan, objects, run, config, diverged)
+        if not interrupted:
+            writer.submit(lambda: imaging.write_progress_gif(run.sample_grids(), run.progress_gif))
+        writer.close()  # every file written, or its error raised here
     finally:
-        writer.close()
+        _close_quietly(writer)  # on the way out of an error; a no-op after close()
+        tensorboard.close()
 
     step = int(gan.step.numpy())
     if not interrupted:
-        _write_final_artifacts(gan, run, config)
+        _write_generator(gan, run, config)
     return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
 
 
@@ -282,8 +298,9 @@ class _StopRequest:
 
 
 @contextmanager
-def _stop_after_this_step(gan: DCGAN) -> Iterator[_StopRequest]:
-    """Ctrl-C or SIGTERM during fit() asks Keras to stop after the current step, so every
+def _stop_after_this_call(gan: DCGAN) -> Iterator[_StopRequest]:
+    """Ctrl-C or SIGTERM during fit() asks Keras to stop after the current call (K steps,
+    train.steps_per_execution), so every
     callback ends through on_train_end with whole files, instead of a KeyboardInterrupt
     landing in the middle of a write. A second Ctrl-C interrupts at once."""
     stop = _StopRequest()
@@ -313,7 +330,8 @@ def _side_effects(
     noise: np.ndarray,
     images: np.ndarray,
     extractor: FeatureExtractor | None,
-    writer: tf.summary.SummaryWriter,
+    tensorboard: tf.summary.SummaryWriter,
+    writer: BackgroundWriter,
     start_step: int,
     progress_stream,
 ) -> list[keras.callbacks.Callback]:
@@ -334,10 +352,11 @@ def _side_effects(
             noise,
             out.sample_every,
             start_step,
-            writer,
+            tensorboard,
             generator=generator,
             monitors=monitors,
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
+            writer=writer,
         ),
     ]
     if extractor is not None:
@@ -359,12 +378,19 @@ def _side_effects(
         )
     side_effects += [
         callbacks.HealthWatch(out.log_every, start_step, monitors),
-        callbacks.MetricsLog(run.metrics, out.log_every, batch_size, start_step, writer, monitors),
+        callbacks.MetricsLog(
+            run.metrics, out.log_every, batch_size, start_step, tensorboard, monitors, writer
+        ),
         callbacks.LossPlot(
-            run.metrics, run.losses_plot, out.sample_every, start_step, title=run.root.name
+            run.metrics, run.losses_plot, out.sample_every, start_step, run.root.name, writer
         ),
         callbacks.Checkpoints(
-            objects, run.checkpoints, out.checkpoint_every, out.keep_checkpoints, start_step
+            objects,
+            run.checkpoints,
+            out.checkpoint_every,
+            out.keep_checkpoints,
+            start_step,
+            writer,
         ),
     ]
     for callback in side_effects:
@@ -400,6 +426,7 @@ def _roll_back(
             f"{config.train.max_rollbacks}); {good}. Lower train.g_lr and train.d_lr"
         )
     checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
+    gan.reset_divergence()
     gan.rollbacks.assign(count)
     gan.lr_scale.assign(scale)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
@@ -417,7 +444,14 @@ def _roll_back(
     return latest[0]
 
 
-def _write_final_artifacts(gan: DCGAN, run: RunDir, config: Config) -> None:
+def _write_generator(gan: DCGAN, run: RunDir, config: Config) -> None:
     with imaging.atomic_path(run.generator) as tmp:
         sampling_generator(gan, config)().save(tmp)
-    imaging.write_progress_gif(run.sample_grids(), run.progress_gif)
+
+
+def _close_quietly(writer: BackgroundWriter) -> None:
+    """Stop the writer while another error is on its way out: that one is the news."""
+    try:
+        writer.close()
+    except Exception:  # the error already on its way says what went wrong
+        log.debug("background writer failed too", exc_info=True)

@@ -1,13 +1,13 @@
 """How fast dcgan trains, generates and starts, on this machine: the README's table.
 
-    .venv/bin/python scripts/bench.py [--rounds 5] [--sections steps,e2e,pipeline,sample,cli]
+    .venv/bin/python scripts/bench.py [--rounds 5] [--sections e2e,overhead,...]
 
 Everything runs in one process, and the variants of a measurement alternate round by
 round, so that a slow spell of the machine hits all of them alike: compare the ratios
 within one table, not figures from two runs (they differ by up to 20% between processes).
 Each rate is the median over the rounds, with the spread (lowest-highest) beside it.
 
-Rows:
+Sections (all by default): steps, e2e, pipeline, sample, cli, overhead.
 - steps: a reference training step written the plain way (the TensorFlow tutorial's two
   GradientTapes, float32, Keras' own BatchNorm) against the project's step in float32 and
   in what train.precision/xla: auto picks here, and with XLA, for the tutorial model at 28
@@ -19,6 +19,11 @@ Rows:
   against what the dcgan-64 step consumes.
 - sample: `dcgan sample` (generate and write PNGs); cli: `dcgan --help` and a config error,
   each as a fresh process.
+- overhead: the loop around the step, on a stand-in for a fast accelerator (a model whose
+  arithmetic is negligible): bare fit() at 1 and at the project's steps per call against
+  `dcgan train` with its default side effects (evaluation off), each as the slope between
+  a 1,000- and a 3,000-step run; then every side effect's cost per occurrence, on the
+  training thread and on the background writer, in one 3,000-step run with evaluation.
 
 FLOPs are counted from the layers' shapes: a forward pass is 2 x multiply-adds, a backward
 pass twice its forward (gradients of inputs and of weights). Per training image the
@@ -53,7 +58,7 @@ from dcgan.config import Config  # noqa: E402
 from dcgan.data import make_dataset  # noqa: E402
 from dcgan.execution import KERAS_POLICY, Execution, plan  # noqa: E402
 from dcgan.generate import load_generator, write_samples  # noqa: E402
-from dcgan.models import build_discriminator, build_generator  # noqa: E402
+from dcgan.models import build_discriminator, build_generator, forward_flops  # noqa: E402
 from dcgan.sources import load_images  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,21 +136,6 @@ def rate_row(what: str, rates: list[float], base: float, flops: float, peak: flo
 def step_flops(generator: keras.Model, discriminator: keras.Model, d_passes: int) -> int:
     """FLOPs per training image: 3G + d_passes x D (see the module's docstring)."""
     return 3 * forward_flops(generator) + d_passes * forward_flops(discriminator)
-
-
-def forward_flops(model: keras.Model) -> int:
-    """2 x the multiply-adds of the convolutions and dense layers, per image."""
-    macs = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2DTranspose):
-            _, h, w, c_in = layer.input.shape
-            macs += h * w * c_in * layer.filters * int(np.prod(layer.kernel_size))
-        elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            macs += h * w * layer.input.shape[-1] * c_out * int(np.prod(layer.kernel_size))
-        elif isinstance(layer, keras.layers.Dense):
-            macs += layer.input.shape[-1] * layer.units
-    return 2 * macs
 
 
 # ---- the training steps ----------------------------------------------------------------
@@ -299,6 +289,168 @@ def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -
     return last_run
 
 
+# ---- loop overhead ---------------------------------------------------------------------
+
+# A model whose arithmetic is negligible, on the digits config's intervals: what is left of
+# a step's time is the loop around it, which a fast accelerator would otherwise wait for.
+STAND_IN = (
+    "data.image_size=28",
+    "model.g_width=4",
+    "model.d_width=4",
+    "model.max_width=8",
+    "model.latent_dim=8",
+    "train.batch_size=8",
+    "train.precision=float32",
+)
+SHORT_RUN, LONG_RUN = 1000, 3000
+
+
+def stand_in(workdir: Path, steps: int, *extra: str) -> Config:
+    from dcgan.config import load
+
+    settings = [*STAND_IN, f"train.steps={steps}", f"output.dir={workdir}", *extra]
+    return load(ROOT / "configs" / "digits.yaml", settings)
+
+
+def bare_fit(config: Config, steps_per_call: int):
+    """fit() of the project's DCGAN with no callbacks: run(steps) -> seconds."""
+    keras.mixed_precision.set_global_policy("float32")
+    gan = train_module.build_gan(config)
+    gan.steps_per_execution = steps_per_call
+    images = load_images(config.data)
+
+    def run(steps: int) -> float:
+        dataset = make_dataset(images, config.train.batch_size, config.seed)
+        began = time.perf_counter()
+        gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        gan.step.numpy()
+        return time.perf_counter() - began
+
+    run(steps_per_call)  # traces
+    return run
+
+
+def dcgan_train(workdir: Path, *extra: str):
+    """A whole `dcgan train` in this process, in a new run folder: run(steps) -> seconds."""
+    from dcgan.rundir import create_run_dir
+
+    def run(steps: int) -> float:
+        config = stand_in(workdir, steps, *extra)
+        began = time.perf_counter()
+        train_module.train(config, create_run_dir(config.output.dir, config.name), io.StringIO())
+        return time.perf_counter() - began
+
+    return run
+
+
+def bench_overhead(rounds: int, workdir: Path) -> None:
+    """ms per step as the slope between a short and a long run (start-up cancels out),
+    the variants alternating round by round; then each side effect's cost per occurrence."""
+    from dcgan.execution import step_flops, steps_per_execution
+
+    config = stand_in(workdir, LONG_RUN)
+    probe = train_module.build_gan(config)
+    flops = step_flops(probe.generator, probe.discriminator, config)
+    project_k = steps_per_execution(config, 0, flops)[0]
+    variants = {
+        "bare fit(), 1 step per call": (bare_fit(config, 1), None),
+        f"bare fit(), {project_k} steps per call": (bare_fit(config, project_k), None),
+        f"`dcgan train`, default side effects, eval off ({project_k} per call)": (
+            dcgan_train(workdir, "eval.every=null"),
+            f"bare fit(), {project_k} steps per call",
+        ),
+    }
+    slopes: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (run, _) in variants.items():
+            short, long = run(SHORT_RUN), run(LONG_RUN)
+            slopes[name].append(1000 * (long - short) / (LONG_RUN - SHORT_RUN))
+    print(f"\nloop overhead: {', '.join(STAND_IN)}; digits intervals; {rounds} rounds")
+    print(f"ms per step = slope between {SHORT_RUN} and {LONG_RUN} steps\n")
+    print("| what | ms/step (median) | spread | vs bare fit() at the same K |")
+    print("|---|---:|---:|---:|")
+    for name, (_, base) in variants.items():
+        median = statistics.median(slopes[name])
+        ratio = f"{median / statistics.median(slopes[base]):.2f}x" if base else ""
+        spread = f"{min(slopes[name]):.2f}-{max(slopes[name]):.2f}"
+        print(f"| {name} | {median:.2f} | {spread} | {ratio} |")
+    profile_side_effects(stand_in(workdir, LONG_RUN))
+
+
+def profile_side_effects(config: Config) -> None:
+    """One `dcgan train` with evaluation, each callback's time on the training thread and
+    its writer jobs' time, per occurrence."""
+    import threading
+    from collections import defaultdict
+
+    from dcgan import writer as writer_module
+    from dcgan.rundir import create_run_dir
+
+    out, steps = config.output, config.train.steps
+    every = {
+        "DivergenceGuard": None,  # every call
+        "Progress": out.log_every,
+        "SampleGrids": out.sample_every,
+        "Evaluation": config.eval.every,
+        "HealthWatch": out.log_every,
+        "MetricsLog": out.log_every,
+        "LossPlot": out.sample_every,
+        "Checkpoints": out.checkpoint_every,
+    }
+    spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # training, writer
+    calls = [0]
+    submitter = threading.local()
+    original_effects, original_submit = (
+        train_module._side_effects,
+        writer_module.BackgroundWriter.submit,
+    )
+
+    def timed_callback(callback):
+        name, inner = type(callback).__name__, callback.on_train_batch_end
+
+        def on_train_batch_end(batch, logs=None):
+            submitter.name = name
+            began = time.perf_counter()
+            inner(batch, logs)
+            spent[name][0] += time.perf_counter() - began
+            if name == "DivergenceGuard":
+                calls[0] += 1
+
+        callback.on_train_batch_end = on_train_batch_end
+        return callback
+
+    def effects(*args, **kwargs):
+        return [timed_callback(c) for c in original_effects(*args, **kwargs)]
+
+    def submit(self, job):
+        name = getattr(submitter, "name", "end of run")
+
+        def timed_job():
+            began = time.perf_counter()
+            job()
+            spent[name][1] += time.perf_counter() - began
+
+        original_submit(self, timed_job)
+
+    train_module._side_effects, writer_module.BackgroundWriter.submit = effects, submit
+    try:
+        train_module.train(config, create_run_dir(config.output.dir, "profile"), io.StringIO())
+    finally:
+        train_module._side_effects = original_effects
+        writer_module.BackgroundWriter.submit = original_submit
+    print(f"\nside effects of one {steps}-step `dcgan train` ({calls[0]} calls), ms each time:\n")
+    print("| side effect | every | training thread | background writer | total |")
+    print("|---|---:|---:|---:|---:|")
+    for name, interval in every.items():
+        times = interval and steps // interval
+        count = times or calls[0]
+        training, background = (1000 * value / max(count, 1) for value in spent[name])
+        what = f"{interval} steps" if interval else "call"
+        print(
+            f"| {name} | {what} | {training:.2f} | {background:.2f} | {training + background:.2f} |"
+        )
+
+
 # ---- input pipeline, sampling, start-up -------------------------------------------------
 
 
@@ -415,7 +567,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--e2e-steps", type=int, default=1000)
-    parser.add_argument("--sections", default="steps,e2e,pipeline,sample,cli")
+    parser.add_argument("--sections", default="steps,e2e,pipeline,sample,cli,overhead")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
 
@@ -441,7 +593,10 @@ def main() -> None:
             bench_sample(args.rounds, run, workdir, rows)
         if "cli" in sections:
             bench_cli(args.rounds, workdir, rows)
-    print_table(rows, peaks, device_name())
+        if rows:
+            print_table(rows, peaks, device_name())
+        if "overhead" in sections:
+            bench_overhead(args.rounds, workdir)
 
 
 if __name__ == "__main__":
