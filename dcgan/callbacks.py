@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -227,13 +228,11 @@ class MetricsLog(Periodic):
     def log(self, step: int) -> None:
         if step <= self.last_logged:
             return
-        values = [m.result() for m in self.model.metrics]  # tensors: read by the writer
+        values = self.model.take_metrics()  # tensors, read by the writer; the averages restart
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
         self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
         measured = self.monitors.take()
-        for metric in self.model.metrics:
-            metric.reset_state()
         self.submit(lambda: self._append(step, values, rate, measured))
 
     def _append(self, step: int, values: list, rate: float, measured: dict) -> None:
@@ -267,9 +266,12 @@ class MetricsLog(Periodic):
 
 
 class LossPlot(Periodic):
-    """losses.png redrawn from metrics.csv every `every` steps and at the end, by the
-    background writer after the rows before it. A redraw asked for while one is still
-    queued is not queued again: the queued one will read the newer rows."""
+    """losses.png redrawn from metrics.csv by the background writer, after the rows before
+    it: at the first multiple of `every` steps at least MIN_SECONDS after the last redraw,
+    and at the end. A plot is for a person to glance at; redrawn at every interval of a
+    fast device it would take the writer more time than training (0.2-0.4 s a draw)."""
+
+    MIN_SECONDS = 30.0
 
     def __init__(
         self,
@@ -279,28 +281,29 @@ class LossPlot(Periodic):
         start_step: int,
         title: str = "",
         writer: BackgroundWriter | None = None,
+        min_seconds: float = MIN_SECONDS,
     ):
         super().__init__(every, start_step, writer)
         self.metrics_path, self.plot_path, self.title = metrics_path, plot_path, title
-        self.queued = False
+        self.min_seconds = min_seconds
+        self.last_request = -math.inf
 
     def draw(self) -> None:
-        self.queued = False
         rows = read_metrics(self.metrics_path)
         if rows:
             series = {name: _series(rows, name) for name in (*METRIC_NAMES, *MONITOR_NAMES)}
             imaging.plot_losses(series, self.plot_path, self.title)
 
-    def request(self) -> None:
-        if not self.queued:
-            self.queued = True
-            self.submit(self.draw)
+    def on_train_begin(self, logs=None):
+        self.last_request = time.perf_counter()  # the plot of an earlier segment is recent
 
     def at_step(self, step: int) -> None:
-        self.request()
+        if time.perf_counter() - self.last_request >= self.min_seconds:
+            self.last_request = time.perf_counter()
+            self.submit(self.draw)
 
     def on_train_end(self, logs=None):
-        self.request()
+        self.submit(self.draw)
 
 
 def _series(rows: list[dict[str, str]], name: str) -> tuple[list[int], list[float]]:

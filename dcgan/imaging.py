@@ -218,7 +218,8 @@ def plot_losses(
             axis.legend(loc="best", fontsize="small")
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
+    # Fixed margins: tight_layout measured every label again and took a third of the time.
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.86, wspace=0.22)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
 

@@ -335,9 +335,9 @@ def _side_effects(
     start_step: int,
     progress_stream,
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks of one fit(), in the order they run after each step: the divergence
-    guard first, so that nothing from a diverged step is written; the measurements before
-    the metrics row that reports them."""
+    """The callbacks of one fit(), in the order they run after each call: the divergence
+    guard first, so that nothing from a diverged call is written; the measurements before
+    the metrics row that reports them. File work goes to writer."""
     out, batch_size = config.output, config.train.batch_size
     monitors = callbacks.Monitors()
     generator = sampling_generator(gan, config)
@@ -381,9 +381,6 @@ def _side_effects(
         callbacks.MetricsLog(
             run.metrics, out.log_every, batch_size, start_step, tensorboard, monitors, writer
         ),
-        callbacks.LossPlot(
-            run.metrics, run.losses_plot, out.sample_every, start_step, run.root.name, writer
-        ),
         callbacks.Checkpoints(
             objects,
             run.checkpoints,
@@ -391,6 +388,11 @@ def _side_effects(
             out.keep_checkpoints,
             start_step,
             writer,
+        ),
+        # After the checkpoint: its flush then waits for the rows and the grid of the step,
+        # not for a redraw of the plot.
+        callbacks.LossPlot(
+            run.metrics, run.losses_plot, out.sample_every, start_step, run.root.name, writer
         ),
     ]
     for callback in side_effects:
