@@ -154,7 +154,7 @@ class SampleGrids(Periodic):
 
     def write(self, step: int) -> None:
         generator = self.generator() if self.generator else self.model.generator
-        pixels = generator(self.noise, training=False)
+        pixels = _render(generator, self.noise)
         if self.monitors is not None and self.real_diversity and step > 0:
             diversity = device_scores.mean_pairwise_distance(pixels) / self.real_diversity
             self.monitors.report(step, "diversity", diversity)
@@ -180,6 +180,12 @@ class SampleGrids(Periodic):
         step = self.model_step()
         if self.last_written != step and not self.run.sample_path(step).exists():
             self.write(step)
+
+
+@tf.function(reduce_retracing=True)
+def _render(generator: keras.Model, latents) -> tf.Tensor:
+    """G's images in inference mode, in one call into the device."""
+    return generator(latents, training=False)
 
 
 class MetricsLog(Periodic):
@@ -535,7 +541,7 @@ class Evaluation(Periodic):
         generator = self.generator()
         return tf.concat(
             [
-                device_scores.to_uint8(generator(self.latents[i : i + self.BATCH], training=False))
+                device_scores.to_uint8(_render(generator, self.latents[i : i + self.BATCH]))
                 for i in range(0, self.num_samples, self.BATCH)
             ],
             axis=0,

@@ -95,13 +95,18 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     # The (step, rollbacks) whose weights the model holds: a rollback revisits steps, but
     # it also counts up, so within a process the pair names one set of weights.
     held: list[tuple[int, int]] = []
+    pairs = list(zip(model.weights, gan.sampling_variables(), strict=True))
+
+    @tf.function
+    def copy_weights():  # device to device in one call, not through the host
+        for target, source in pairs:
+            target.assign(source.value)
 
     def current() -> keras.Model:
         key = (int(gan.step.numpy()), int(gan.rollbacks.numpy()))
         if held == [key]:
             return model  # a grid and an evaluation at one step: measure the statistics once
-        for target, source in zip(model.weights, gan.sampling_variables(), strict=True):
-            target.assign(source.value)  # device to device, not through the host
+        copy_weights()
         if gan.ema_weights:
             standing_statistics(model)
         held[:] = [key]
