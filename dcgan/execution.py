@@ -1,5 +1,6 @@
-"""How a run uses the hardware it gets: the precision policy, XLA and the tf.distribute
-strategy. Settings of 'auto' are resolved here, each with the reason the run log gives.
+"""How a run uses the hardware it gets: the precision policy, XLA, the tf.distribute
+strategy and the training steps per call. Settings of 'auto' are resolved here, each with
+the reason the run log gives.
 
 The CPU rules come from scripts/bench.py: bfloat16 where the CPU has bf16 instructions
 (steps 1.35-1.45x faster than float32 on AVX512-BF16; AMX units are faster still), float32

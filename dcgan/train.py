@@ -305,9 +305,9 @@ class _StopRequest:
 @contextmanager
 def _stop_after_this_call(gan: DCGAN) -> Iterator[_StopRequest]:
     """Ctrl-C or SIGTERM during fit() asks Keras to stop after the current call (K steps,
-    train.steps_per_execution), so every
-    callback ends through on_train_end with whole files, instead of a KeyboardInterrupt
-    landing in the middle of a write. A second Ctrl-C interrupts at once."""
+    train.steps_per_execution), so every callback ends through on_train_end with whole
+    files, instead of a KeyboardInterrupt landing in the middle of a write. A second
+    Ctrl-C interrupts at once."""
     stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield stop  # signal handlers belong to the main thread
