@@ -30,11 +30,13 @@ def _stderr_captured():
 
 def import_tensorflow():
     """TensorFlow with Keras set to use it; call before anything imports either."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = not os.environ.get("DCGAN_TF_CHATTER")
+    # 3: not even C++ "errors", which during training are optimiser passes that failed and
+    # fell back (grappler's "remapper failed ... LeakyReluGrad"); real failures raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if quiet else "0")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    quiet = not os.environ.get("DCGAN_TF_CHATTER")
     with _stderr_captured() if quiet else nullcontext():
         import tensorflow as tf
 

@@ -417,7 +417,14 @@ def profile_side_effects(config: Config) -> None:
             if name == "DivergenceGuard":
                 calls[0] += 1
 
-        callback.on_train_batch_end = on_train_batch_end
+        def on_train_end(logs=None, inner_end=callback.on_train_end):
+            submitter.name = f"{name}, at the end"
+            began = time.perf_counter()
+            inner_end(logs)
+            spent[submitter.name][0] += time.perf_counter() - began
+            submitter.name = "end of run"
+
+        callback.on_train_batch_end, callback.on_train_end = on_train_batch_end, on_train_end
         return callback
 
     def effects(*args, **kwargs):
@@ -439,7 +446,8 @@ def profile_side_effects(config: Config) -> None:
     finally:
         train_module._side_effects = original_effects
         writer_module.BackgroundWriter.submit = original_submit
-    print(f"\nside effects of one {steps}-step `dcgan train` ({calls[0]} calls), ms each time:\n")
+    print(f"\nside effects of one {steps}-step `dcgan train` ({calls[0]} calls), ms each time")
+    print("(end of run: progress.gif)\n")
     print("| side effect | every | training thread | background writer | total |")
     print("|---|---:|---:|---:|---:|")
     for name, interval in every.items():
@@ -449,6 +457,13 @@ def profile_side_effects(config: Config) -> None:
         what = f"{interval} steps" if interval else "call"
         print(
             f"| {name} | {what} | {training:.2f} | {background:.2f} | {training + background:.2f} |"
+        )
+    for name in sorted(n for n in spent if n not in every):  # once, as the run ends
+        training, background = (1000 * value for value in spent[name])
+        if training + background < 1.0:
+            continue
+        print(
+            f"| {name} | once | {training:.2f} | {background:.2f} | {training + background:.2f} |"
         )
 
 

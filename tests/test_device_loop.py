@@ -6,8 +6,12 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +198,7 @@ def test_a_writer_error_stops_training_in_one_line_and_keeps_the_checkpoint(
 
     def disk_full_at_step_8(image, path):
         if path.name == "step-0000008.png":
+            time.sleep(0.5)  # slow to fail: only the flush before step 8's checkpoint sees it
             raise OutputError(f"{path}: cannot write: {errno.errorcode[errno.ENOSPC]}")
         real_save_png(image, path)
 
@@ -369,3 +374,18 @@ def test_device_copy_rate_diversity_and_bytes_equal_numpy():
     np.testing.assert_array_equal(
         device_scores.to_uint8(tf.constant(ties)).numpy(), imaging.to_uint8(ties)
     )
+
+
+def test_a_default_run_prints_only_its_own_lines(tmp_path):
+    config = tiny_config(tmp_path, train={"steps": 8})
+    config["output"].update(log_every=4, sample_every=4, checkpoint_every=4)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dcgan", "train", "--config", str(write_config(tmp_path, config))],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    foreign = [line for line in result.stderr.splitlines() if not line.startswith("dcgan: ")]
+    assert foreign == []  # no TensorFlow C++ log lines, no Python warnings
