@@ -4,9 +4,10 @@ Training runs K steps per call into its compiled function (train.steps_per_execu
 and Keras calls on_train_batch_end once per call with the call's last batch index b: the
 global step is start_step + b + 1 (a resumed run does not start at 0). Every interval is a
 multiple of K, so each periodic side effect still happens at exactly its step. Between
-intervals a callback does nothing and reads nothing from the device (async_safe); file
-work goes to the background writer. on_train_end reads the model's own step counter: after
-Ctrl-C it is the only number that is sure.
+intervals a callback does nothing and needs no numbers from the device (async_safe); the
+one read every call is the divergence guard's flag, and the progress bar reads the losses
+when it redraws. File work goes to the background writer. on_train_end reads the model's
+own step counter: after Ctrl-C it is the only number that is sure.
 """
 
 from __future__ import annotations
@@ -450,12 +451,16 @@ class Progress(StepCallback):
             self.stream.flush()
 
     def on_train_end(self, logs=None):
+        self.detach()
         if self.interactive:
-            for handler in logging.getLogger("dcgan").handlers:
-                handler.removeFilter(self.line_ender)
             self.stream.write("\n")
             self.stream.flush()
             self.on_line = False
+
+    def detach(self) -> None:
+        """Stop ending lines for the log: at the end, and when fit() ends in an error."""
+        for handler in logging.getLogger("dcgan").handlers:
+            handler.removeFilter(self.line_ender)
 
 
 class _EndsBarLine(logging.Filter):

@@ -262,13 +262,15 @@ class DCGAN(keras.Model):
         return results
 
     def _watch_divergence(self, d_loss, g_loss):
-        """Keep the first step whose losses are not finite, on any replica."""
+        """Keep the first step whose losses are not finite, on any replica: the losses are
+        summed across replicas first (a NaN or inf anywhere stays one), so every replica
+        sees the same flag and the first one's record names the bad loss."""
         losses = tf.stack([tf.cast(d_loss, tf.float32), tf.cast(g_loss, tf.float32)])
-        bad = tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(losses))), tf.float32)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            bad = context.all_reduce(tf.distribute.ReduceOp.SUM, bad)
-        first = tf.logical_and(bad > 0, tf.equal(self.diverged_at.value, 0))
+            losses = context.all_reduce(tf.distribute.ReduceOp.SUM, losses)
+        bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(losses)))
+        first = tf.logical_and(bad, tf.equal(self.diverged_at.value, 0))
         self.diverged_at.assign(tf.where(first, self.step.value, self.diverged_at.value))
         self.diverged_losses.assign(tf.where(first, losses, self.diverged_losses.value))
 
@@ -279,8 +281,11 @@ class DCGAN(keras.Model):
         if step == 0:
             return None
         losses = dict(zip(("d_loss", "g_loss"), self.diverged_losses.numpy(), strict=True))
-        name, value = next((n, v) for n, v in losses.items() if not np.isfinite(v))
-        return step, f"{name} is {float(value)}"
+        bad = [
+            f"{name} is {float(value)}" for name, value in losses.items() if not np.isfinite(value)
+        ]
+        # Never a StopIteration out of a callback: Keras would take it for the data's end.
+        return step, bad[0] if bad else "a loss is not finite"
 
     def reset_divergence(self) -> None:
         self.diverged_at.assign(0)

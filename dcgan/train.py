@@ -130,7 +130,8 @@ def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
 def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     """Train run up to config.train.steps, continuing from its latest checkpoint if any.
 
-    Ctrl-C stops after the current step with a checkpoint and a sample grid written. Only
+    Ctrl-C stops after the current call (train.steps_per_execution steps) with a checkpoint
+    and a sample grid written. Only
     one process trains a run at a time (rundir.training_lock).
     """
     with rundir.training_lock(run) as stale_holder:
@@ -285,6 +286,10 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
             except callbacks.Diverged as diverged:
                 writer.flush()  # what the steps before it wrote, before the rollback's files
                 segment_start = _roll_back(gan, objects, run, config, diverged)
+            finally:
+                for callback in side_effects:
+                    if isinstance(callback, callbacks.Progress):
+                        callback.detach()
         if not interrupted:
             writer.submit(lambda: imaging.write_progress_gif(run.sample_grids(), run.progress_gif))
         writer.close()  # every file written, or its error raised here

@@ -3,12 +3,14 @@ metrics.csv, TensorBoard), one thread does it in order, and the training thread 
 
 The queue is bounded, so a writer that falls behind slows training instead of holding
 every pending image in memory. The first error a job raises stops the writing and comes
-back on the training thread, at its next submit(), flush() or close(), as one line.
+back on the training thread, at its next submit(), flush() or close(): a file that could
+not be written as one line (OutputError), anything else (a bug) as itself.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable
 
@@ -45,7 +47,8 @@ class BackgroundWriter:
         if not self._closed:
             self._closed = True
             self._jobs.put(None)
-            self._thread.join()
+        # Joined on every call: a Ctrl-C during the first join must not leave a job cut off.
+        self._thread.join()
         self.raise_failure()
 
     def raise_failure(self) -> None:
@@ -57,6 +60,10 @@ class BackgroundWriter:
         if isinstance(failure, OSError):
             where = failure.filename or "a file of the run"
             raise OutputError(f"{where}: cannot write: {failure.strerror or failure}")
+        tf = sys.modules.get("tensorflow")
+        if tf is not None and isinstance(failure, tf.errors.OpError):  # TensorBoard's writes
+            reason = failure.message.strip().splitlines()[0] if failure.message else "unknown"
+            raise OutputError(f"TensorBoard logs: cannot write: {reason[:200]}")
         raise failure  # a bug, not bad input: its traceback is the useful part
 
     def _work(self) -> None:

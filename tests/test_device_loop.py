@@ -161,33 +161,81 @@ def test_a_resume_inside_a_k_step_run_matches_an_unbroken_run_bit_for_bit(runner
         assert metric_steps(run) == [4, 8, 12]
 
 
-def test_a_nan_in_the_middle_of_a_call_names_its_own_step(runner, tmp_path):
-    config_path = k_config(tmp_path, steps=4, steps_per_execution=4)
-    assert train(runner, "--config", config_path).exit_code == 0
-    (run,) = run_dirs(tmp_path)
-    overrides = ["train.steps=12", "train.g_lr=1e28", "train.d_lr=1e28"]
-    result = train(runner, "--resume", run, *[x for o in overrides for x in ("--set", o)])
+@pytest.fixture
+def nan_at_step_6(monkeypatch):
+    """D's loss is NaN at the sixth step a run takes, counted in the graph: the middle of
+    the call that runs steps 5..8 when K is 4."""
+    from dcgan import gan as gan_module
+
+    count = tf.Variable(0, dtype=tf.int64)
+    real_d_loss = gan_module.d_loss_of
+
+    def poisoned(objective, real, fake):
+        loss = real_d_loss(objective, real, fake)
+        sixth = tf.equal(count.assign_add(1), 6)
+        return tf.where(sixth, tf.constant(float("nan"), loss.dtype), loss)
+
+    monkeypatch.setattr(gan_module, "d_loss_of", poisoned)
+
+
+def test_a_nan_in_the_middle_of_a_call_names_its_own_step(runner, tmp_path, nan_at_step_6):
+    result = train(runner, "--config", k_config(tmp_path, steps=8))
     assert result.exit_code == 3, result.output
+    (run,) = run_dirs(tmp_path)
+    assert logged_steps_per_call(run).startswith("auto: 4 ")
     # The call ran steps 5..8; the guard in the graph kept the first bad one.
-    assert "training diverged at step 5: " in result.output
+    assert "training diverged at step 6: d_loss is nan" in result.output
     assert "the last good checkpoint is step-0000004" in result.output
-    assert checkpoint_steps(run) == [4] and max(metric_steps(run)) == 4
+    assert checkpoint_steps(run) == [4] and metric_steps(run) == [4]
     assert sample_steps(run) == [0, 4]
 
 
-def test_rollback_inside_k_step_calls_goes_on_from_the_last_good_checkpoint(runner, tmp_path):
-    config_path = k_config(
-        tmp_path, steps=8, g_lr=1e28, d_lr=1e28, on_nan="rollback", rollback_lr_factor=1e-30
-    )
-    result = train(runner, "--config", config_path)
+def test_rollback_inside_a_k_step_call_goes_on_from_the_last_good_checkpoint(
+    runner, tmp_path, nan_at_step_6
+):
+    result = train(runner, "--config", k_config(tmp_path, steps=12, on_nan="rollback"))
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(tmp_path)
+    assert logged_steps_per_call(run).startswith("auto: 4 ")
     log = (run / "train.log").read_text()
-    assert "training diverged at step 1: " in log
-    assert "rolled back to step-0000000 with the learning rates times 1e-30" in log
-    assert metric_steps(run) == [4, 8] and checkpoint_steps(run) == [0, 4, 8]
-    final = checkpoint_values(run / "checkpoints" / "step-0000008")
+    assert "training diverged at step 6: d_loss is nan; rolled back to step-0000004" in log
+    assert metric_steps(run) == [4, 8, 12] and checkpoint_steps(run) == [0, 4, 8, 12]
+    final = checkpoint_values(run / "checkpoints" / "step-0000012")
     assert all(np.isfinite(v).all() for v in final.values() if v.dtype.kind == "f")
+    assert final["rollbacks/.ATTRIBUTES/VARIABLE_VALUE"] == 1
+
+
+MIRRORED_DIVERGENCE = """
+from dcgan.runtime import import_tensorflow
+tf = import_tensorflow()
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from dcgan.config import load
+from dcgan.execution import plan
+from dcgan.train import build_gan
+config = load(None, ("model.g_width=4", "model.d_width=4", "data.image_size=16",
+                     "train.strategy=mirrored", "train.precision=float32"))
+execution = plan(config.train)
+gan, strategy = build_gan(config, execution), execution.strategy
+
+def step(d_loss):
+    gan.step.assign_add(1)
+    gan._watch_divergence(d_loss, tf.constant(1.0))
+
+run = tf.function(lambda values: strategy.run(step, args=(values,)))
+for losses in ([1.0, 2.0], [1.0, float("inf")], [float("nan"), 1.0]):
+    run(strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(losses[context.replica_id_in_sync_group])))
+print("replicas", strategy.num_replicas_in_sync, "divergence", gan.divergence())
+"""
+
+
+def test_a_loss_that_is_bad_on_one_replica_only_is_caught_at_its_step():
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_DIVERGENCE], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replicas 2 divergence (2, 'd_loss is inf')" in result.stdout
 
 
 def test_a_writer_error_stops_training_in_one_line_and_keeps_the_checkpoint(
