@@ -348,11 +348,9 @@ def make_gan(
     ema_decay: float | None = None,
     loss_scaling: bool = False,
     jit_compile: bool = False,
-    steps_per_execution: int = 1,
 ) -> DCGAN:
     """loss_scaling: wrap both Adams in a LossScaleOptimizer (float16 needs it: small
-    gradients underflow); jit_compile: XLA for the training step; steps_per_execution:
-    training steps per call into the compiled function."""
+    gradients underflow); jit_compile: XLA for the training step."""
 
     def adam(lr: float, name: str) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(lr, beta_1=beta1, beta_2=beta2, name=name)
@@ -365,7 +363,6 @@ def make_gan(
         d_optimizer=adam(d_lr, "d_adam"),
         g_optimizer=adam(g_lr, "g_adam"),
         jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
     )
     return gan
 
