@@ -40,7 +40,7 @@ def write_checkpoint(
             for name, text in (extra_files or {}).items():
                 (staging / name).write_text(text, encoding="utf-8")
     except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
-        raise OutputError(f"{target}: cannot write: {_tf_reason(exc.message)}") from None
+        raise OutputError(f"{target}: cannot write: {tf_error_reason(exc.message)}") from None
     return target
 
 
@@ -79,9 +79,10 @@ def checkpoint_values(path: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _tf_reason(message: str) -> str:
-    """'{{function_node ...}} /staging/ckpt_temp/part...; File too large [Op:SaveV2]' ->
-    'File too large': the staging path means nothing to the user."""
+def tf_error_reason(message: str) -> str:
+    """A TensorFlow error's reason for one line: '{{function_node ...}}
+    /staging/ckpt_temp/part...; File too large [Op:SaveV2]' -> 'File too large' (the
+    staging path means nothing to the user)."""
     text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", _first_line(message)).strip()
     return text.rsplit("; ", 1)[-1].strip() or "unknown error"
 

@@ -10,10 +10,12 @@ not be written as one line (OutputError), anything else (a bug) as itself.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from collections.abc import Callable
 
+import tensorflow as tf
+
+from dcgan.checkpoints import tf_error_reason
 from dcgan.errors import DcganError, OutputError
 
 Job = Callable[[], None]
@@ -60,9 +62,8 @@ class BackgroundWriter:
         if isinstance(failure, OSError):
             where = failure.filename or "a file of the run"
             raise OutputError(f"{where}: cannot write: {failure.strerror or failure}")
-        tf = sys.modules.get("tensorflow")
-        if tf is not None and isinstance(failure, tf.errors.OpError):  # TensorBoard's writes
-            reason = failure.message.strip().splitlines()[0] if failure.message else "unknown"
+        if isinstance(failure, tf.errors.OpError):  # TensorBoard's writes
+            reason = tf_error_reason(failure.message)
             raise OutputError(f"TensorBoard logs: cannot write: {reason[:200]}")
         raise failure  # a bug, not bad input: its traceback is the useful part
 

@@ -292,6 +292,20 @@ def test_a_full_disk_in_the_writer_is_raised_once_on_the_caller_and_later_jobs_s
     assert done == []
 
 
+def test_a_tensorboard_write_error_is_one_line_with_its_reason():
+    writer = BackgroundWriter()
+
+    def full_disk():
+        message = "{{function_node w}} /run/logs/events; No space left on device [Op:Flush]"
+        raise tf.errors.ResourceExhaustedError(None, None, message)
+
+    writer.submit(full_disk)
+    with pytest.raises(
+        OutputError, match=r"^TensorBoard logs: cannot write: No space left on device$"
+    ):
+        writer.close()
+
+
 def test_a_bug_in_a_job_keeps_its_own_exception():
     writer = BackgroundWriter()
     writer.submit(lambda: 1 / 0)
