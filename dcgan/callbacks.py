@@ -34,6 +34,7 @@ from dcgan.features import FeatureExtractor
 from dcgan.gan import nonfinite_variable
 from dcgan.generate import latent_stream
 from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, RunDir, read_metrics
+from dcgan.safe_files import UnsafeFile, read_text
 from dcgan.writer import BackgroundWriter, Job
 
 log = logging.getLogger(__name__)
@@ -603,9 +604,9 @@ class Evaluation(Periodic):
 def read_best(run: RunDir) -> dict | None:
     """best.json of the run's best checkpoint: {"step", "kid", "features"}, or None."""
     try:
-        best = json.loads((run.best_checkpoint / "best.json").read_text(encoding="utf-8"))
+        best = json.loads(read_text(run.best_checkpoint / "best.json", 64 * 1024, "best.json"))
         return best if isinstance(best.get("kid"), float | int) else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, UnsafeFile):
         return None
 
 

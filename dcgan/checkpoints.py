@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from dcgan.errors import OutputError, RunDirError
 from dcgan.imaging import atomic_dir
 from dcgan.rundir import CHECKPOINT_PREFIX as PREFIX
 from dcgan.rundir import checkpoint_dir, list_checkpoints
+from dcgan.safe_files import kind_of
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
@@ -50,6 +52,7 @@ def restore_checkpoint(
     """Load a checkpoint folder into objects; a mismatch is a RunDirError, not a traceback.
     partial: objects may be a subset of the checkpoint; optional: keys of objects that
     the checkpoint may lack (state added in a later version)."""
+    _refuse_special_files(path)
     required = {key: value for key, value in objects.items() if key not in optional}
     extra = {key: value for key, value in objects.items() if key in optional}
     try:
@@ -65,6 +68,18 @@ def restore_checkpoint(
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "
             f"file?): {_first_line(str(exc))[:200]}"
         ) from None
+
+
+def _refuse_special_files(path: Path) -> None:
+    """TensorFlow reads whatever it is given: a FIFO among the files would block it for
+    good, a device (/dev/zero) would be read without end."""
+    for entry in path.iterdir():
+        mode = entry.stat().st_mode if entry.exists() else 0
+        if entry.name.startswith(PREFIX) and not stat.S_ISREG(mode):
+            raise RunDirError(
+                f"{entry}: is {kind_of(mode)}, not a checkpoint file; this checkpoint "
+                "cannot be restored"
+            )
 
 
 def checkpoint_values(path: Path) -> dict[str, np.ndarray]:

@@ -5,8 +5,10 @@ errors to one line and exit code 2. TensorFlow is imported inside command bodies
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from dcgan import __version__
 from dcgan import config as config_module
 from dcgan.errors import DcganError, TrainingDiverged
 from dcgan.runtime import import_tensorflow
+from dcgan.safe_files import printable, shorten
 
 EXIT_INTERRUPTED = 130
 
@@ -27,7 +30,7 @@ class InputError(click.ClickException):
 
     @classmethod
     def of(cls, exc: DcganError) -> InputError:
-        error = cls(str(exc))
+        error = cls(printable(str(exc)))
         error.exit_code = exc.exit_code
         return error
 
@@ -148,25 +151,49 @@ def _ckpt_option(function):
     )(function)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf, which compare false with any bound
+    and so slip through it."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{shorten(str(value))} is not a finite number.", param, ctx)
+        return number
+
+
+MAX_BATCH_SIZE = 1024
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 64  # seeds of one walk
+MAX_STEPS = 256  # images per segment of a walk
+MAX_EVAL_SAMPLES = config_module.MAX_EVAL_SAMPLES  # images scored at once, all in memory
+
 _force_option = click.option("--force", is_flag=True, help="Replace files that already exist.")
 _batch_size_option = click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_BATCH_SIZE),
     default=64,
     show_default=True,
-    help="Images generated at once: memory holds one batch, however many are asked for.",
+    help="Images generated at once: memory holds one batch, however many are asked for "
+    f"(at most {MAX_BATCH_SIZE}).",
 )
 
 
 def _default_out(generator, folder: str) -> Path:
-    """Beside the run it came from, else in the working directory."""
-    base = generator.run.root if generator.run is not None else Path.cwd()
-    return base / folder
+    """Beside the run it came from (never through a link planted in it), else in the
+    working directory."""
+    from dcgan import rundir
+
+    if generator.run is None:
+        return Path.cwd() / folder
+    rundir.refuse_links(generator.run)
+    return generator.run.root / folder
 
 
-def _report(written: list[Path], what: str) -> None:
+def _report(written: Sequence[Path], what: str) -> None:
+    """The first files and the last: written may name ten million without holding them."""
     click.echo(f"wrote {what}:")
-    shown = written if len(written) <= 6 else [*written[:3], None, *written[-2:]]
+    shown = list(written) if len(written) <= 6 else [*written[:3], None, *written[-2:]]
     for path in shown:
         click.echo("  ..." if path is None else f"  {_shown(path)}")
 
@@ -179,11 +206,11 @@ def _report(written: list[Path], what: str) -> None:
     type=click.IntRange(min=1),
     default=64,
     show_default=True,
-    help="Number of images.",
+    help="Number of images, written one batch at a time (disk is the only bound).",
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of the latents: the same seed gives the same images.",
@@ -196,7 +223,7 @@ def _report(written: list[Path], what: str) -> None:
 @click.option("--grid", is_flag=True, help="Also write grid.png with the images (first 1024).")
 @click.option(
     "--truncation",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=1.0,
     show_default=True,
     help="Scale of the latents: below 1 trades variety for quality.",
@@ -234,14 +261,19 @@ def sample(
 
 
 def _parse_seeds(ctx, param, value: str) -> list[int]:
+    parts = [part for part in value.split(",") if part.strip()]
+    if len(parts) > MAX_SEEDS:
+        raise click.BadParameter(
+            f"{shorten(value)!r}: {len(parts):,} seeds, over the {MAX_SEEDS} a walk may have"
+        )
     try:
-        seeds = [int(part) for part in value.split(",") if part.strip()]
+        seeds = [int(part) for part in parts]
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: expected comma-separated integers, e.g. 3,17,42"
+            f"{shorten(value)!r}: expected comma-separated integers, e.g. 3,17,42"
         ) from None
-    if len(seeds) < 2 or any(seed < 0 for seed in seeds):
-        raise click.BadParameter(f"{value!r}: give two or more seeds of 0 or more")
+    if len(seeds) < 2 or any(not 0 <= seed <= MAX_SEED for seed in seeds):
+        raise click.BadParameter(f"{shorten(value)!r}: give two or more seeds from 0 to {MAX_SEED}")
     return seeds
 
 
@@ -252,14 +284,16 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     default="0,1,2,3",
     show_default=True,
     callback=_parse_seeds,
-    help="Comma-separated seeds; each is the latent of `dcgan sample --seed S -n 1`.",
+    help=f"Comma-separated seeds, 2 to {MAX_SEEDS}; each is the latent of "
+    "`dcgan sample --seed S -n 1`.",
 )
 @click.option(
     "--steps",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, MAX_STEPS),
     default=8,
     show_default=True,
-    help="Images per segment, both ends included.",
+    help=f"Images per segment, both ends included (at most {MAX_STEPS}; a walk has at most "
+    "2048 frames).",
 )
 @click.option(
     "--method",
@@ -270,7 +304,7 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     "dips through low-norm latents the generator never saw.",
 )
 @click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
-@click.option("--fps", type=click.FloatRange(min=0.1, max=50), default=8.0, show_default=True)
+@click.option("--fps", type=FiniteFloatRange(min=0.1, max=50), default=8.0, show_default=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -309,7 +343,7 @@ def interpolate(
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--fps", type=click.FloatRange(min=0.1, max=50), default=5.0, show_default=True)
+@click.option("--fps", type=FiniteFloatRange(min=0.1, max=50), default=5.0, show_default=True)
 @click.option(
     "--every",
     type=click.IntRange(min=1),
@@ -335,8 +369,16 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
             chosen.append(grids[-1])
         out = out or run.progress_gif
         imaging.refuse_existing([out], force)
-        frames = imaging.write_progress_gif(chosen, out, fps=fps)
-    click.echo(f"wrote {_shown(out)}: {frames} frames, steps {chosen[0][0]}..{chosen[-1][0]}")
+        made = imaging.write_progress_gif(chosen, out, fps=fps)
+        if not made.frames:
+            raise DcganError(f"{run_dir}: no readable sample grid (first: {made.skipped[0]})")
+    for reason in made.skipped[:3]:
+        click.echo(f"left out samples/{reason}", err=True)
+    if len(made.skipped) > 3:
+        click.echo(f"left out {len(made.skipped) - 3} more file(s) of samples/", err=True)
+    click.echo(
+        f"wrote {_shown(out)}: {made.frames} frames, steps {made.steps[0]}..{made.steps[-1]}"
+    )
 
 
 @main.command()
@@ -393,17 +435,18 @@ _inception_weights_option = click.option(
 @click.option(
     "-n",
     "count",
-    type=click.IntRange(min=10),
+    type=click.IntRange(10, MAX_EVAL_SAMPLES),
     default=10000,
     show_default=True,
-    help="Generated images to score.",
+    help=f"Generated images to score (at most {MAX_EVAL_SAMPLES}: all are held in memory).",
 )
 @click.option(
     "--max-real",
-    type=click.IntRange(min=10),
+    type=click.IntRange(10, MAX_EVAL_SAMPLES),
     default=10000,
     show_default=True,
-    help="Training images to compare with (a fixed random subset of larger data sets).",
+    help="Training images to compare with (a fixed random subset of larger data sets; at "
+    f"most {MAX_EVAL_SAMPLES}).",
 )
 @_features_option
 @_inception_weights_option
@@ -469,12 +512,12 @@ COPYING = 0.2  # the copy rate above which `nearest` says the generator copies (
 )
 @click.option(
     "--rate-samples",
-    type=click.IntRange(min=10),
+    type=click.IntRange(10, MAX_EVAL_SAMPLES),
     default=1000,
     show_default=True,
-    help="Samples the copy rate is measured on.",
+    help=f"Samples the copy rate is measured on (at most {MAX_EVAL_SAMPLES}).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option(
     "--features",
     type=click.Choice(["auto", "inception", "random"]),
@@ -552,7 +595,7 @@ def runs(folder: Path) -> None:
         total = f"/{s.total_steps}" if s.total_steps is not None else ""
         rows.append(
             (
-                s.name,
+                printable(s.name),
                 s.source,
                 s.size,
                 f"{s.step}{total}",
@@ -567,6 +610,9 @@ def runs(folder: Path) -> None:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    for s in summaries:
+        if s.problem:
+            click.echo(f"{s.name}: broken: {printable(s.problem)}")
 
 
 @contextmanager
@@ -625,8 +671,9 @@ def _summarise(result) -> None:
 
 
 def _shown(path: Path) -> str:
-    """Paths relative to the working directory when below it: shorter to read and copy."""
+    """Paths relative to the working directory when below it: shorter to read and copy;
+    bytes that are not UTF-8 as backslash escapes."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return printable(str(path.relative_to(Path.cwd())))
     except ValueError:
-        return str(path)
+        return printable(str(path))

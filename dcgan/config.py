@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,34 +23,61 @@ from pydantic import (
 )
 
 from dcgan.errors import ConfigError
+from dcgan.safe_files import MiB, UnsafeFile, printable, read_text, shorten
 
 MIN_BASE, MAX_BASE = 3, 7
 SOURCES_WITH_PATH = ("folder", "stl10")
 
 
 class _Section(BaseModel):
-    # strict: a quoted "32" or a 1.5 for an integer is a mistake, not something to coerce.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # strict: a quoted "32" or a 1.5 for an integer is a mistake, not something to coerce;
+    # .nan and .inf are never a setting.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-LoosePath = Annotated[Path, Field(strict=False)]
+def _utf8_path(path: Path) -> Path:
+    # The run log, config.yaml and TensorBoard's writer all store paths as UTF-8.
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"'{printable(str(path))}' is not valid UTF-8: rename it or choose another"
+        ) from None
+    return path
+
+
+LoosePath = Annotated[Path, Field(strict=False), AfterValidator(_utf8_path)]
+
+# Bounds on sizes that pass every type check and still cannot be trained: a 3*2**30 image or
+# a 10**8 latent ends in an out-of-memory error deep in TensorFlow.
+MAX_IMAGE_SIZE = 1024
+MAX_LATENT_DIM = 4096
+MAX_WIDTH = 4096
+MAX_BATCH = 65536
+MAX_EVAL_SAMPLES = 20000  # the device KID's kernel is N x N floats: 1.6 GB at this bound
 
 
 class DataConfig(_Section):
     source: Literal["folder", "digits", "mnist", "fashion_mnist", "cifar10", "stl10"] = "digits"
     path: LoosePath | None = None
-    image_size: int = Field(32, gt=0)
+    image_size: int = Field(32, gt=0, le=MAX_IMAGE_SIZE)
     channels: Literal[1, 3] = 1
     max_images: int | None = Field(None, gt=0)
 
 
 class ModelConfig(_Section):
     arch: Literal["dcgan", "tutorial"] = "dcgan"
-    latent_dim: int = Field(100, gt=0)
-    g_width: int = Field(64, gt=0)  # filters of G's last hidden block; doubles towards z
-    d_width: int = Field(64, gt=0)  # filters of D's first block; doubles towards the logit
-    max_width: int = Field(512, gt=0)
-    depth: int | None = Field(None, gt=0)  # stride-2 blocks; None: as many as the size allows
+    latent_dim: int = Field(100, gt=0, le=MAX_LATENT_DIM)
+    g_width: int = Field(
+        64, gt=0, le=MAX_WIDTH
+    )  # filters of G's last hidden block; doubles towards z
+    d_width: int = Field(
+        64, gt=0, le=MAX_WIDTH
+    )  # filters of D's first block; doubles towards the logit
+    max_width: int = Field(512, gt=0, le=MAX_WIDTH)
+    depth: int | None = Field(
+        None, gt=0, le=10
+    )  # stride-2 blocks; None: as many as the size allows
     g_norm: Literal["batch", "layer", "none"] = "batch"
     d_norm: Literal["batch", "layer", "none"] = "batch"
     d_dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -63,8 +91,8 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    batch_size: int = Field(128, gt=0)
-    steps: int = Field(5000, gt=0)
+    batch_size: int = Field(128, gt=0, le=MAX_BATCH)
+    steps: int = Field(5000, gt=0, le=10**10)
     g_lr: float = Field(2e-4, gt=0.0)
     d_lr: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
@@ -96,7 +124,7 @@ class TrainConfig(_Section):
 class OutputConfig(_Section):
     dir: LoosePath = Path("runs")
     sample_every: int = Field(500, gt=0)
-    num_samples: int = Field(64, gt=0, le=1024)
+    num_samples: int = Field(64, ge=2, le=1024)  # the grid's diversity compares pairs
     checkpoint_every: int = Field(1000, gt=0)
     keep_checkpoints: int = Field(3, gt=0)
     log_every: int = Field(50, gt=0)
@@ -106,7 +134,7 @@ class EvalConfig(_Section):
     # KID on num_samples generated images every `every` steps; the best checkpoint by it
     # is kept in checkpoints/best. None: no evaluation during training.
     every: int | None = Field(1000, gt=0)
-    num_samples: int = Field(1000, ge=10)
+    num_samples: int = Field(1000, ge=10, le=MAX_EVAL_SAMPLES)
     # auto: InceptionV3 when its weights are in Keras' cache, else a fixed random network
     # that needs no download (the log says which).
     features: Literal["auto", "inception", "random"] = "auto"
@@ -236,7 +264,34 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
+MAX_CONFIG_BYTES = MiB
+MAX_YAML_DEPTH = 32  # a config is three levels deep; 5,000 would overflow PyYAML's stack
+
+
+class YamlRefused(yaml.YAMLError):
+    """YAML that is valid but not something a config may hold."""
+
+    def __init__(self, problem: str, mark):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
 def parse_yaml(text: str):
+    """YAML with the safe loader, after a look at its events, which PyYAML produces without
+    recursion: aliases are refused (a "billion laughs" expands 9 lines into 10**9 values
+    once anything walks it) and so is nesting past MAX_YAML_DEPTH."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_YamlLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlRefused("aliases (*name) are not allowed in a config", event.start_mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise YamlRefused(
+                    f"nested more than {MAX_YAML_DEPTH} levels deep", event.start_mark
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader: no code runs)
 
 
@@ -287,14 +342,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir() or not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(read_text(path, MAX_CONFIG_BYTES, "config file"))
+    except YamlRefused as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            f"{path}: line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
+        problem = shorten(getattr(exc, "problem", None) or "not valid YAML")
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except UnsafeFile as exc:
+        raise ConfigError(str(exc)) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -305,11 +365,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _parse_override(item: str) -> tuple[str, Any]:
     key, sep, text = item.partition("=")
     key = key.strip()
-    if not sep or not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)*", key):
-        raise ConfigError(f"--set {item!r}: expected key.sub=value, e.g. train.steps=200")
+    if not sep or len(key) > 100 or not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)*", key):
+        raise ConfigError(
+            f"--set {shorten(repr(item))}: expected key.sub=value, e.g. train.steps=200"
+        )
     _check_known(key, f"--set {key}")
     try:
         value = parse_yaml(text) if text.strip() else None
+    except YamlRefused as exc:
+        raise ConfigError(f"--set {key}: {exc.problem}") from None
     except yaml.YAMLError:
         value = text
     return key, value
@@ -323,7 +387,8 @@ def _check_known(dotted: str, where: str) -> None:
         if part not in fields:
             prefix = ".".join(parts[:depth])
             raise ConfigError(
-                f"{where}: unknown key {_qualified(prefix, part)!r}{_hint(part, fields)}"
+                f"{where}: unknown key {shorten(repr(_qualified(prefix, part)))}"
+                f"{_hint(part, fields)}"
             )
         annotation = fields[part].annotation
         is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
@@ -355,7 +420,7 @@ def _describe(exc: ValidationError, raw: dict[str, Any], origin: str, overridden
     else:
         key = ".".join(str(part) for part in error["loc"])
         message = _message(error, raw)
-    where = f"--set {key}" if key in overridden else f"{origin}: {key}"
+    where = f"--set {key}" if key in overridden else f"{origin}: {shorten(key)}"
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
     return f"{where}: {message}{suffix}"
@@ -369,13 +434,15 @@ def _message(error: dict[str, Any], raw: dict[str, Any]) -> str:
             section = section.model_fields[str(part)].annotation  # type: ignore[assignment]
         return f"unknown key{_hint(str(loc[-1]), section.model_fields)}"
     value = error.get("input")
-    shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+    shown = f" (got {shorten(repr(value), 60)})" if not isinstance(value, dict) else ""
     if error["type"] == "model_type":
         return f"must be a mapping of keys{shown}"
     return f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
 
 
 def _hint(word: str, choices: Any) -> str:
+    if len(word) > 64:  # no key is that long, and matching a huge one takes a while
+        return ""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

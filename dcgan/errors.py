@@ -25,6 +25,12 @@ class OutputError(DcganError):
     exit_code = 1
 
 
+class OutOfMemory(DcganError):
+    """The models or a batch do not fit the device or the host (an environment fault)."""
+
+    exit_code = 1
+
+
 class TrainingDiverged(DcganError):
     """A loss or weight went NaN or infinite and on_nan could not (or may not) recover."""
 

@@ -15,6 +15,7 @@ from dcgan.errors import RunDirError
 from dcgan.features import FeatureExtractor
 from dcgan.generate import LoadedGenerator, latent_stream
 from dcgan.rundir import RunDir
+from dcgan.safe_files import UnsafeFile, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,15 @@ def real_features(
     path = run.eval_dir / f"real-{extractor.name}-{len(images)}.npy"
     if path.is_file():
         try:
-            cached = np.load(path, allow_pickle=False)
+            limit = len(images) * extractor.dim * 8 + 4096
+            with open_regular(path, limit, "feature cache") as stream:
+                cached = np.load(stream, allow_pickle=False)
             if cached.shape == (len(images), extractor.dim):
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, UnsafeFile):
             pass  # a damaged cache is recomputed
     features = extractor.features(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    imaging.make_folder(path.parent)
     with imaging.atomic_path(path) as tmp, open(tmp, "wb") as stream:
         np.save(stream, features)
     return features
@@ -114,7 +117,7 @@ def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Pat
 
 
 def write_results(results: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    imaging.make_folder(path.parent)
     imaging.atomic_write_text(path, json.dumps(results, indent=2) + "\n")
 
 
@@ -158,7 +161,7 @@ def write_nearest(
         )
     ]
     columns = 1 + 1 + neighbours + 1 + neighbours
-    out.mkdir(parents=True, exist_ok=True)
+    imaging.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(tiles), columns=columns), grid_path)
     copies = scores.copy_rate(imaging.from_uint8(samples[:rate_samples]), real_pixels)
     report = {

@@ -9,6 +9,9 @@ and the same images whatever the batch size; seed s's first latent is also the l
 
 from __future__ import annotations
 
+import hashlib
+import os
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -18,9 +21,23 @@ import keras
 import numpy as np
 
 from dcgan import checkpoints, imaging, rundir
-from dcgan.config import Config, load
+from dcgan.config import MAX_IMAGE_SIZE, MAX_LATENT_DIM, Config, load
 from dcgan.errors import ConfigError, DcganError, RunDirError
 from dcgan.rundir import RunDir
+from dcgan.safe_files import (
+    GiB,
+    MiB,
+    UnsafeFile,
+    check_zip_members,
+    open_regular,
+    shorten,
+    size_text,
+)
+
+MAX_KERAS_BYTES = 2 * GiB  # a .keras file inflated: a generator's weights are far below
+MAX_KERAS_CONFIG_BYTES = 4 * MiB  # config.json and metadata.json, read whole into memory
+MAX_WALK_FRAMES = 2048  # frames of one interpolation, all held in memory for the GIF
+MAX_WALK_BYTES = GiB  # the same frames' pixels
 
 
 @dataclass
@@ -47,8 +64,12 @@ class LoadedGenerator:
 
 
 def load_generator(path: Path) -> LoadedGenerator:
-    if not path.exists():
-        raise RunDirError(f"--ckpt {path}: no such file or directory")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise RunDirError(f"--ckpt {path}: no such file or directory") from None
+    except OSError as exc:  # a name too long, a loop of links, a folder without permission
+        raise RunDirError(f"--ckpt {shorten(str(path), 200)}: {exc.strerror or exc}") from None
     if path.is_dir() and (path / "config.yaml").is_file():
         return _from_run(RunDir(path))
     if path.is_dir() and (path / f"{rundir.CHECKPOINT_PREFIX}.index").is_file():
@@ -58,7 +79,7 @@ def load_generator(path: Path) -> LoadedGenerator:
                 f"--ckpt {path}: a checkpoint outside a run (no config.yaml in {run.root})"
             )
         return _from_checkpoint(run, path)
-    if path.is_file() and path.suffix == ".keras":
+    if path.suffix == ".keras":  # a FIFO or a folder of that name: _load_keras_file says so
         return LoadedGenerator(_load_keras_file(path), str(path))
     raise RunDirError(
         f"--ckpt {path}: not a run directory, a checkpoint folder or a .keras generator file"
@@ -69,7 +90,7 @@ def _from_run(run: RunDir) -> LoadedGenerator:
     latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
         return _from_checkpoint(run, latest[1])
-    if run.generator.is_file():
+    if run.generator.exists():
         return LoadedGenerator(_load_keras_file(run.generator), str(run.generator), run)
     raise RunDirError(f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet")
 
@@ -96,13 +117,62 @@ def run_config(run: RunDir) -> Config:
 
 
 def _load_keras_file(path: Path) -> keras.Model:
+    """A .keras generator, measured before Keras inflates it (a zip bomb, a FIFO or a
+    device are refused unread) and checked to map latents to images once loaded."""
+    try:
+        with open_regular(path, what="Keras file") as stream:
+            is_zip = zipfile.is_zipfile(stream)
+        if is_zip:
+            check_zip_members(
+                path,
+                MAX_KERAS_BYTES,
+                {"config.json": MAX_KERAS_CONFIG_BYTES, "metadata.json": MAX_KERAS_CONFIG_BYTES},
+            )
+    except UnsafeFile as exc:
+        raise RunDirError(f"--ckpt {exc}") from None
+    if not is_zip:
+        raise RunDirError(f"--ckpt {path}: not a loadable Keras generator: not a zip archive")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # a damaged zip, a foreign file, unsafe layers: all one message
         raise RunDirError(f"--ckpt {path}: not a loadable Keras generator: {_gist(exc)}") from None
-    if len(model.inputs) != 1 or len(model.output_shape) != 4:
-        raise RunDirError(f"--ckpt {path}: not a generator (expects latents in, images out)")
+    problem = _not_a_generator(model)
+    if problem:
+        raise RunDirError(
+            f"--ckpt {path}: not a generator: {problem} (a generator maps latents "
+            "(None, latent_dim) to images (None, H, H, C) with C 1 or 3)"
+        )
     return model
+
+
+def _not_a_generator(model: keras.Model) -> str | None:
+    """Which way model is not a generator, or None."""
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):
+        return "its inputs and outputs are unknown"
+    if len(inputs) != 1:
+        return f"it has {len(inputs)} inputs"
+    if len(outputs) != 1:
+        return f"it has {len(outputs)} outputs"
+    latent, image = tuple(inputs[0].shape), tuple(outputs[0].shape)
+    if len(latent) != 2 or latent[1] is None:
+        return f"its input is {_shape(latent)}, not latents"
+    if not 0 < latent[1] <= MAX_LATENT_DIM:
+        return f"its latents have {latent[1]} values, over the {MAX_LATENT_DIM} allowed"
+    if len(image) != 4 or image[1] is None or image[2] is None:
+        return f"its output is {_shape(image)}, not images"
+    if image[1] != image[2]:
+        return f"its output is {_shape(image)}, images of {image[1]}x{image[2]}, not square"
+    if image[3] not in (1, 3):
+        return f"its images have {image[3]} channels, not 1 or 3"
+    if image[1] > MAX_IMAGE_SIZE:
+        return f"its images are {image[1]}x{image[2]}, over the {MAX_IMAGE_SIZE} allowed"
+    return None
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _gist(exc: Exception, limit: int = 200) -> str:
@@ -143,6 +213,54 @@ def walk(latents: Sequence[np.ndarray], steps: int, method: str) -> list[np.ndar
 # --- writing -------------------------------------------------------------------------------
 
 
+class NumberedFiles(Sequence[Path]):
+    """The files write_samples writes: 000000.png, 000001.png, ... in folder (and grid.png),
+    each name made when asked for, so ten million samples are not ten million Paths."""
+
+    def __init__(self, folder: Path, count: int, grid: bool) -> None:
+        self.folder, self.count, self.grid = folder, count, grid
+        self.width = max(6, len(str(count - 1)))
+
+    def __len__(self) -> int:
+        return self.count + self.grid
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index == self.count:
+            return self.folder / "grid.png"
+        return self.folder / f"{index:0{self.width}d}.png"
+
+    def is_one(self, name: str) -> bool:
+        """Whether a file called name in the folder is one of these."""
+        if self.grid and name == "grid.png":
+            return True
+        stem, suffix = name[: self.width], name[self.width :]
+        return suffix == ".png" and stem.isascii() and stem.isdigit() and int(stem) < self.count
+
+    def refuse_existing(self, force: bool) -> None:
+        """imaging.refuse_existing for these files, from the folder's listing: as long as
+        the folder is, however many files are asked for."""
+        if force or not imaging.check_folder(self.folder, "--out"):
+            return
+        first, found = None, 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if self.is_one(entry.name):
+                    found += 1
+                    first = entry.name if first is None else min(first, entry.name)
+        if found:
+            more = f" (and {found - 1} more)" if found > 1 else ""
+            raise DcganError(
+                f"{self.folder / first}{more} already exists: use --force to replace, "
+                "or --out to write elsewhere"
+            )
+
+
 def write_samples(
     generator: LoadedGenerator,
     count: int,
@@ -152,13 +270,11 @@ def write_samples(
     truncation: float,
     batch_size: int,
     force: bool,
-) -> list[Path]:
+) -> NumberedFiles:
     """count PNGs in out (and grid.png), streamed so memory holds one batch at a time."""
-    width = max(6, len(str(count - 1)))
-    files = [out / f"{i:0{width}d}.png" for i in range(count)]
-    grid_path = out / "grid.png"
-    imaging.refuse_existing([*files, *([grid_path] if grid else [])], force)
-    out.mkdir(parents=True, exist_ok=True)
+    files = NumberedFiles(out, count, grid)
+    files.refuse_existing(force)
+    imaging.make_folder(out, "--out")
     grid_tiles: list[np.ndarray] = []
     grid_limit = 1024  # a grid of more would be too large to look at
     index = 0
@@ -168,11 +284,15 @@ def write_samples(
             if grid and len(grid_tiles) < grid_limit:
                 grid_tiles.append(image)
             index += 1
-    written = list(files)
     if grid:
-        imaging.save_png(imaging.make_grid(np.stack(grid_tiles)), grid_path)
-        written.append(grid_path)
-    return written
+        imaging.save_png(imaging.make_grid(np.stack(grid_tiles)), files[count])
+    return files
+
+
+def _walk_frames(seeds: int, steps: int, loop: bool) -> int:
+    """The frames of a walk through seeds: segments share their end points."""
+    segments = seeds if loop else seeds - 1
+    return segments * (steps - 1) + (0 if loop else 1)
 
 
 def write_interpolation(
@@ -188,16 +308,31 @@ def write_interpolation(
 ) -> list[Path]:
     """A walk through the seeds' latents as a grid (one row per segment) and a GIF
     (and an MP4 when imageio's ffmpeg plugin is installed)."""
-    stem = f"seeds-{'-'.join(map(str, seeds))}-{method}{'-loop' if loop else ''}"
+    frames_count = _walk_frames(len(seeds), steps, loop)
+    if frames_count > MAX_WALK_FRAMES:
+        raise DcganError(
+            f"--steps {steps} through {len(seeds)} seeds makes {frames_count:,} frames, over "
+            f"the {MAX_WALK_FRAMES} a walk may have: lower --steps or give fewer --seeds"
+        )
+    frame_bytes = int(np.prod(generator.image_shape))
+    if frames_count * frame_bytes > MAX_WALK_BYTES:
+        raise DcganError(
+            f"--steps {steps} through {len(seeds)} seeds makes {frames_count:,} frames of "
+            f"{'x'.join(map(str, generator.image_shape))}: {size_text(frames_count * frame_bytes)}"
+            f", over the {size_text(MAX_WALK_BYTES)} a walk may hold: lower --steps or give "
+            "fewer --seeds"
+        )
+    stem = f"{_seeds_name(seeds)}-{method}{'-loop' if loop else ''}"
     grid_path, gif_path, mp4_path = (out / f"{stem}{ext}" for ext in (".png", ".gif", ".mp4"))
     video = imaging.can_write_mp4()
+    imaging.check_folder(out, "--out")
     imaging.refuse_existing([grid_path, gif_path, *([mp4_path] if video else [])], force)
 
     latents = [seed_latent(seed, generator.latent_dim) for seed in seeds]
     if loop:
         latents.append(latents[0])
     rows = [generator.images(row, batch_size) for row in walk(latents, steps, method)]
-    out.mkdir(parents=True, exist_ok=True)
+    imaging.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=steps), grid_path)
     # Segments share their end points: each shared frame is shown once.
     frames = [frame for row in rows for frame in row[:-1]]
@@ -211,14 +346,23 @@ def write_interpolation(
     return written
 
 
+def _seeds_name(seeds: Sequence[int]) -> str:
+    """seeds-3-17-42; a long list as its ends, its length and a digest, to fit a file name."""
+    joined = "-".join(map(str, seeds))
+    if len(joined) <= 100:
+        return f"seeds-{joined}"
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:12]
+    return f"seeds-{seeds[0]}-to-{seeds[-1]}-{len(seeds)}-seeds-{digest}"
+
+
 def export_generator(generator: LoadedGenerator, fmt: str, out: Path, force: bool) -> Path:
     """The generator alone: a .keras file, or a TensorFlow SavedModel folder whose `serve`
     signature maps latents to images in [-1, 1]."""
+    if fmt == "keras" and out.suffix != ".keras":
+        raise DcganError(f"--out {out}: a Keras export must end in .keras")
     imaging.refuse_existing([out], force)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    imaging.make_folder(out.parent)
     if fmt == "keras":
-        if out.suffix != ".keras":
-            raise DcganError(f"--out {out}: a Keras export must end in .keras")
         with imaging.atomic_path(out) as tmp:
             generator.model.save(tmp)
         return out

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
+import stat
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from dcgan.errors import DcganError, OutputError
+from dcgan.safe_files import MiB, kind_of, open_regular, shorten
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -112,6 +117,38 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 
 def _output_error(path: Path, exc: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write: {exc.strerror or exc}")
+
+
+def check_folder(path: Path, option: str = "") -> bool:
+    """Whether path is a folder already (False: missing), before anything is written; a
+    file or anything else in its place is bad input named by option (e.g. "--out")."""
+    shown = f"{option} {shorten(str(path), 200)}" if option else shorten(str(path), 200)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise DcganError(f"{shown}: cannot be a folder: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        return True
+    kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
+    raise DcganError(f"{shown}: is {kind}, not a folder")
+
+
+def make_folder(path: Path, option: str = "") -> None:
+    """path as a folder, with its parents. A file in the way is bad input (exit 2); a
+    place that refuses it (read-only, full, no permission) an OutputError (exit 1); both
+    name the folder."""
+    if check_folder(path, option):
+        return
+    shown = f"{option} {shorten(str(path), 200)}" if option else shorten(str(path), 200)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
+            raise DcganError(f"{shown}: cannot be a folder: {reason}") from None
+        raise OutputError(f"{shown}: cannot create the folder: {reason}") from None
 
 
 def refuse_existing(paths: Sequence[Path], force: bool) -> None:
@@ -229,12 +266,78 @@ def load_image(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
 
 
-def write_progress_gif(grids: Sequence[tuple[int, Path]], path: Path, fps: float = 5.0) -> int:
-    """Sample grids (step, png) in step order, each frame labelled with its step."""
-    frames = [label(load_image(png), f"step {step}") for step, png in grids]
+MAX_GRID_BYTES = 64 * MiB
+MAX_GIF_FRAMES = 400  # frames held in memory at once; more grids are thinned evenly
+
+
+@dataclass(frozen=True)
+class ProgressGif:
+    steps: list[int]  # of the frames
+    skipped: list[str]  # "name: why" for each file of samples/ that is not a grid of the run
+
+    @property
+    def frames(self) -> int:
+        return len(self.steps)
+
+
+def write_progress_gif(
+    grids: Sequence[tuple[int, Path]], path: Path, fps: float = 5.0
+) -> ProgressGif:
+    """Sample grids (step, png) in step order, each frame labelled with its step. A file
+    that is not one of the run's grids (unreadable, not a regular file, another size than
+    most) is left out rather than failing the GIF; at most MAX_GIF_FRAMES are used."""
+    skipped, opened = [], []
+    for step, png in grids:
+        try:
+            opened.append((step, png, _image_format(png)))
+        except (OSError, ValueError, SyntaxError, DcganError, Image.DecompressionBombError) as exc:
+            skipped.append(f"{png.name}: {_why(exc, png)}")
+    if not opened:
+        return ProgressGif([], skipped)
+    usual = Counter(shape for _, _, shape in opened).most_common(1)[0][0]
+    kept = []
+    for step, png, shape in opened:
+        if shape == usual:
+            kept.append((step, png))
+        else:
+            skipped.append(f"{png.name}: {shape}, not {usual} as the run's grids")
+    frames, steps = [], []
+    for step, png in _thinned(kept, MAX_GIF_FRAMES):
+        try:
+            frames.append(label(_read_grid(png), f"step {step}"))
+            steps.append(step)
+        except (OSError, ValueError, SyntaxError, DcganError) as exc:
+            skipped.append(f"{png.name}: {_why(exc, png)}")
     if frames:
         save_gif(frames, path, fps=fps)
-    return len(frames)
+    return ProgressGif(steps, skipped)
+
+
+def _why(exc: Exception, path: Path) -> str:
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file"
+    text = str(exc).replace(f"{path}: ", "") or type(exc).__name__
+    return shorten(text)
+
+
+def _thinned(items: Sequence, limit: int) -> list:
+    """At most limit items, evenly spaced, the first and the last always."""
+    if len(items) <= limit:
+        return list(items)
+    picks = np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))
+    return [items[i] for i in picks]
+
+
+def _image_format(path: Path) -> str:
+    """ "WxH MODE" from the file's header: what must match for frames to stack."""
+    with open_regular(path, MAX_GRID_BYTES, "sample grid") as stream, Image.open(stream) as image:
+        return f"{image.width}x{image.height} {image.mode}"
+
+
+def _read_grid(path: Path) -> np.ndarray:
+    with open_regular(path, MAX_GRID_BYTES, "sample grid") as stream, Image.open(stream) as image:
+        image.load()
+        return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import os
 import re
@@ -17,7 +16,17 @@ from pathlib import Path
 
 import yaml
 
-from dcgan.errors import RunDirError
+from dcgan.config import parse_yaml
+from dcgan.errors import DcganError, OutputError, RunDirError
+from dcgan.safe_files import (
+    MiB,
+    UnsafeFile,
+    open_no_follow,
+    open_regular,
+    read_text,
+    refused_link,
+    shorten,
+)
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
@@ -124,18 +133,49 @@ def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+MAX_METRICS_BYTES = 256 * MiB  # a million rows at log_every 1 is about 100 MB
+
+
 def read_metrics(path: Path) -> list[dict[str, str]]:
     """Complete rows of metrics.csv in step order, the last one written for a step winning:
-    Ctrl-C in the middle of a write can leave a step twice or a row cut short."""
+    Ctrl-C in the middle of a write can leave a step twice or a row cut short. A row whose
+    step or required values are not numbers is left out (the file may have been edited);
+    so is a monitor value that is not one."""
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as stream:
-        rows = {
-            int(row["step"]): row
-            for row in csv.DictReader(stream)
-            if (row.get("step") or "").isdigit() and all(row.get(c) for c in REQUIRED_COLUMNS)
-        }
+    text = read_text_lenient(path, MAX_METRICS_BYTES, "metrics file")
+    lines = text.splitlines()
+    if not lines:
+        return []
+    header = lines[0].split(",")
+    rows = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        step = row.get("step") or ""
+        if not step.isdigit() or not all(_is_number(row.get(c)) for c in REQUIRED_COLUMNS):
+            continue
+        for name in MONITOR_NAMES:
+            if name in row and not _is_number(row[name]):
+                row[name] = ""
+        rows[int(step)] = row
     return [rows[step] for step in sorted(rows)]
+
+
+def _is_number(text: str | None) -> bool:
+    # Our own rows hold only "%.6g" and "%.1f" numbers: no quotes, no commas in a field.
+    if not text or len(text) > 32:
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_text_lenient(path: Path, limit: int, what: str) -> str:
+    """A regular file of at most limit bytes as text, bytes that are not UTF-8 replaced."""
+    with open_regular(path, limit, what) as stream:
+        return stream.read(limit).decode("utf-8", "replace")
 
 
 def create_run_dir(output_dir: Path, name: str) -> RunDir:
@@ -199,7 +239,7 @@ def open_run_dir(path: Path) -> RunDir:
     if not path.is_dir():
         raise RunDirError(f"{path}: is not a run directory (expected a folder)")
     run = RunDir(path)
-    if not run.config.is_file():
+    if not run.config.exists():  # one that is not a regular file is refused when read
         raise RunDirError(f"{path}: not a run directory (no config.yaml)")
     return run
 
@@ -214,7 +254,25 @@ class RunSummary:
     d_loss: float | None
     g_loss: float | None
     last_sample: str
-    state: str  # finished | stopped | running
+    state: str  # finished | stopped | running | broken
+    problem: str | None = None  # why a broken run could not be read
+
+
+# What the tool writes directly in a run folder. atomic_path replaces a file by renaming
+# (a link at its name is replaced, not followed), but a linked folder, or a link where a
+# file is opened in place (the log, the lock), would send writes outside the run.
+WRITTEN_IN_RUN = (
+    "config.yaml", "fixed_noise.npy", "metrics.csv", "losses.png", "generator.keras",
+    "progress.gif", "train.log", "train.lock", "samples", "checkpoints", "logs", "eval",
+    "generated", "interpolations", "export", "nearest",
+)  # fmt: skip
+
+
+def refuse_links(run: RunDir) -> None:
+    """A RunDirError if anything the tool writes in run is a symbolic link."""
+    for name in WRITTEN_IN_RUN:
+        if (run.root / name).is_symlink():
+            raise RunDirError(refused_link(run.root / name))
 
 
 def _lock_text(fd: int) -> str:
@@ -235,9 +293,12 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
     killed run is taken over without any guessing from pids or ages. Yields the pid of the
     process whose stale lock was taken over, if any.
     """
+    refuse_links(run)
     while True:
         try:
-            fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_no_follow(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except UnsafeFile as exc:
+            raise RunDirError(str(exc)) from None
         except OSError as exc:
             raise RunDirError(f"{run.lock}: cannot create the run's lock: {exc.strerror}") from None
         try:
@@ -261,8 +322,12 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
         os.close(fd)
     try:
         previous = _lock_holder(_lock_text(fd))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            holder = f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n"
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as exc:  # a full disk
+            raise OutputError(f"{run.lock}: cannot write the run's lock: {exc.strerror}") from None
         yield previous if previous != os.getpid() else None
     finally:
         run.lock.unlink(missing_ok=True)
@@ -272,9 +337,11 @@ def training_lock(run: RunDir) -> Iterator[int | None]:
 def training_pid(run: RunDir) -> int | None:
     """The process training this run now, if any (it holds train.lock)."""
     try:
-        fd = os.open(run.lock, os.O_RDONLY)
-    except OSError:
+        fd = open_no_follow(run.lock, os.O_RDONLY)
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise RunDirError(f"{run.lock}: cannot read: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -304,11 +371,34 @@ def remove_stale_temporaries(run: RunDir) -> int:
     return removed
 
 
+MAX_CONFIG_BYTES = MiB
+
+
 def summarize(run: RunDir) -> RunSummary:
+    """What `dcgan runs` shows for one run; a run it cannot read is shown as broken, with
+    the reason, rather than stopping the listing."""
     try:
-        raw = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        raw = {}
+        return _summarize(run)
+    except (DcganError, OSError, ValueError, yaml.YAMLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return RunSummary(
+            name=run.root.name,
+            source="?",
+            size="?",
+            step=0,
+            total_steps=None,
+            d_loss=None,
+            g_loss=None,
+            last_sample="-",
+            state="broken",
+            problem=shorten(reason.replace(str(run.root) + "/", ""), 120),
+        )
+
+
+def _summarize(run: RunDir) -> RunSummary:
+    raw = parse_yaml(read_text(run.config, MAX_CONFIG_BYTES, "config file")) or {}
+    if not isinstance(raw, dict):
+        raise RunDirError(f"config.yaml is a {type(raw).__name__}, not a mapping of keys")
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     rows = read_metrics(run.metrics)
@@ -325,8 +415,8 @@ def summarize(run: RunDir) -> RunSummary:
     size, channels = data.get("image_size", "?"), data.get("channels", "?")
     return RunSummary(
         name=run.root.name,
-        source=str(data.get("source", "?")),
-        size=f"{size}x{size}x{channels}",
+        source=shorten(str(data.get("source", "?")), 20),
+        size=shorten(f"{size}x{size}x{channels}", 20),
         step=step,
         total_steps=total,
         d_loss=float(rows[-1]["d_loss"]) if rows else None,
@@ -340,4 +430,4 @@ def list_runs(folder: Path) -> list[RunSummary]:
     if not folder.is_dir():
         raise RunDirError(f"{folder}: no such folder of runs")
     runs = [RunDir(p) for p in sorted(folder.iterdir()) if RUN_PATTERN.match(p.name)]
-    return [summarize(run) for run in runs if run.config.is_file()]
+    return [summarize(run) for run in runs if run.root.is_dir() and run.config.exists()]

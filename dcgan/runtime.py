@@ -41,4 +41,11 @@ def import_tensorflow():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the CUDA probe prints here
+    if quiet:
+        # Python-side warnings such as "a Checkpoint is being deleted with unrestored
+        # values" when a resume stops on a bad file after the restore: noise beside the
+        # one line that says what is wrong.
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf

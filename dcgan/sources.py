@@ -4,29 +4,49 @@ numpy and PIL only: every source is read from files in its real published format
 readers are tested against small files that the tests write. Sources that must be
 downloaded are looked for in Keras' cache first; only a missing copy triggers a download,
 and with no network the error says which file to put where.
+Every file is opened through safe_files (regular files only, each within a bound), sizes
+are checked before anything is inflated, and a pickle may build numpy arrays and nothing else.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import pickle
 import tarfile
+import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from numpy.lib import format as npy_format
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dcgan.config import DataConfig
 from dcgan.errors import DataError
+from dcgan.safe_files import (
+    GiB,
+    MiB,
+    UnsafeFile,
+    check_zip,
+    open_regular,
+    printable,
+    read_bytes,
+    shorten,
+    size_text,
+)
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 BACKGROUND = (255, 255, 255)  # transparent pixels become white, as on a product photo
+# Fewer images end a run in a traceback: the diversity metric needs 2, KID two subsets of 2,
+# precision/recall (k=3) 4.
+MIN_IMAGES = 4
 
 
 def load_images(config: DataConfig) -> np.ndarray:
@@ -41,8 +61,37 @@ def load_images(config: DataConfig) -> np.ndarray:
     }
     images = loaders[config.source](config)
     if len(images) == 0:
-        raise DataError(f"data.source {config.source}: no images found")
+        raise DataError(f"{_where(config)}: no images found")
+    if len(images) < MIN_IMAGES:
+        raise _too_few(config, len(images))
     return images
+
+
+def _where(config: DataConfig) -> str:
+    where = f"data.source {config.source}"
+    if config.path is not None:
+        where += f", data.path {printable(config.path)}"
+    return where
+
+
+def _too_few(config: DataConfig, count: int, detail: str = "") -> DataError:
+    limited = config.max_images is not None and config.max_images < MIN_IMAGES
+    hint = f" (data.max_images is {config.max_images})" if limited else ""
+    return DataError(
+        f"{_where(config)}: only {count} usable image{'s' if count > 1 else ''}{hint}{detail}; "
+        f"a GAN run needs at least {MIN_IMAGES} (its evaluation compares sets of {MIN_IMAGES}) "
+        "and thousands to learn anything"
+    )
+
+
+def _present(path: Path) -> bool:
+    """Something other than a folder is at path: a file to read, or a FIFO or device that
+    open_regular will refuse by name rather than pass over in silence."""
+    return path.exists() and not path.is_dir()
+
+
+def _data_error(exc: UnsafeFile, prefix: str = "") -> DataError:
+    return DataError(prefix + printable(str(exc)))
 
 
 # --- image conversion -------------------------------------------------------------------
@@ -101,12 +150,42 @@ def _limit(images: np.ndarray, config: DataConfig) -> np.ndarray:
 # --- folder -------------------------------------------------------------------------------
 
 
+MAX_FOLDER_DEPTH = 64  # levels of folders below data.path; no photo collection nests deeper
+MAX_IMAGE_FILE = 256 * MiB  # one image file; a 100-megapixel PNG is well under it
+
+
 def list_image_files(folder: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    )
+    """The image files in folder and below, sorted. Walked with a stack, not recursion;
+    symbolic links to folders are not entered (a link to a parent would never end); a
+    folder nested more than MAX_FOLDER_DEPTH levels down is an error, not a silent skip.
+    Anything with an image suffix that is not a folder is listed: a FIFO or a dangling
+    link named like an image is skipped later with its reason, so the user hears of it."""
+    found = []
+    pending = [(folder, 0)]
+    while pending:
+        current, depth = pending.pop()
+        try:
+            with os.scandir(current) as scan:
+                entries = list(scan)
+        except OSError as exc:
+            if depth == 0:
+                raise DataError(
+                    f"data.path {printable(folder)}: cannot list this folder: {exc.strerror or exc}"
+                ) from None
+            continue  # an unreadable subfolder is passed over, as a folder walk does
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if depth == MAX_FOLDER_DEPTH:
+                    below = shorten(printable(Path(entry.path).relative_to(folder)), 60)
+                    raise DataError(
+                        f"data.path {printable(folder)}: folders nest deeper than the "
+                        f"{MAX_FOLDER_DEPTH} levels dcgan reads (at {below}); move the "
+                        "images up or point data.path at a folder nearer to them"
+                    )
+                pending.append((Path(entry.path), depth + 1))
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and not entry.is_dir():
+                found.append(Path(entry.path))
+    return sorted(found)
 
 
 MAX_UPSCALE = 8  # a smaller image (a 1x1 pixel, an icon for a 128 run) is not training data
@@ -115,7 +194,10 @@ MAX_UPSCALE = 8  # a smaller image (a 1x1 pixel, an icon for a 128 run) is not t
 def _decode(path: Path, size: int, channels: int) -> np.ndarray | str:
     """The image as an array, or the reason it could not be used."""
     try:
-        with Image.open(path) as image:
+        with (
+            open_regular(path, MAX_IMAGE_FILE, "picture file") as stream,
+            Image.open(stream) as image,
+        ):
             if min(image.size) * MAX_UPSCALE < size:
                 return (
                     f"too small: {image.width}x{image.height} would be stretched over "
@@ -123,8 +205,12 @@ def _decode(path: Path, size: int, channels: int) -> np.ndarray | str:
                 )
             image.load()
             return _as_array(fit_square(to_mode(image, channels), size), channels)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+    except UnsafeFile as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    except UnidentifiedImageError:  # its message names the stream, not the file
+        return "UnidentifiedImageError: not an image format Pillow reads"
+    except Exception as exc:  # a crafted file can fail inside any Pillow plugin in any way
+        return f"{type(exc).__name__}: {shorten(printable(str(exc)))}"
 
 
 def _load_folder(config: DataConfig) -> np.ndarray:
@@ -132,30 +218,39 @@ def _load_folder(config: DataConfig) -> np.ndarray:
     files = list_image_files(folder)
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DataError(f"data.path {folder}: no image files ({suffixes}) in this folder or below")
+        raise DataError(
+            f"data.path {printable(folder)}: no image files ({suffixes}) in this folder or below"
+        )
     if config.max_images:
         files = files[: config.max_images]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         decoded = list(pool.map(lambda p: _decode(p, config.image_size, config.channels), files))
     images = [d for d in decoded if isinstance(d, np.ndarray)]
     failures = [(p, d) for p, d in zip(files, decoded, strict=True) if isinstance(d, str)]
+    # A refusal says all in its one line; the skipped files are logged only when training goes on.
+    if not images:
+        path, reason = failures[0]
+        raise DataError(
+            f"data.path {printable(folder)}: none of the {len(files)} image files can be used "
+            f"(first: {printable(path.name)}: {reason})"
+        )
+    if len(images) < MIN_IMAGES:
+        detail = ""
+        if failures:
+            path, reason = failures[0]
+            detail = f" of {len(files)} (first unusable: {printable(path.name)}: {reason})"
+        raise _too_few(config, len(images), detail)
     if failures:
         path, reason = failures[0]
         log.warning(
             "skipped %d unreadable or too small file(s) of %d in %s (first: %s: %s)",
             len(failures),
             len(files),
-            folder,
-            path,
+            printable(folder),
+            printable(path),
             reason,
         )
-    if not images:
-        path, reason = failures[0]
-        raise DataError(
-            f"data.path {folder}: none of the {len(files)} image files can be used "
-            f"(first: {path.name}: {reason})"
-        )
-    log.info("read %d images from %s", len(images), folder)
+    log.info("read %d images from %s", len(images), printable(folder))
     return np.stack(images)
 
 
@@ -194,36 +289,133 @@ def _download(name: str, loader: str, expected: str) -> None:
     raise DataError(f"data.source {name}: no local copy and {reason}; place {expected}")
 
 
+# The bounds a downloaded data set must keep, far above the real files: MNIST's x_train is
+# 47 MB, Fashion-MNIST's images 47 MB inflated, CIFAR-10 a 31 MB pickle per batch in a tar
+# of 178 MB. Each is checked before the bytes are inflated or read.
+MAX_ARRAY_BYTES = 1 * GiB
+MAX_SIDE = 1024  # rows or columns of one MNIST-family image
+MAX_CIFAR_BATCH = 128 * MiB
+MAX_CIFAR_TAR = 1 * GiB  # inflated, up to the end of the last batch read
+
+
+def _read_up_to(stream: BinaryIO, count: int, chunk: int = 16 * MiB) -> bytearray:
+    """At most count bytes of stream, read in chunks: a header that claims a gigabyte
+    the file lacks does not get a gigabyte allocated up front."""
+    data = bytearray()
+    while len(data) < count:
+        part = stream.read(min(chunk, count - len(data)))
+        if not part:
+            break
+        data += part
+    return data
+
+
 def _load_mnist(config: DataConfig) -> np.ndarray:
     candidates = [keras_cache_dir() / "mnist.npz"]
     if config.path is not None:
         candidates[:0] = [config.path, config.path / "mnist.npz"]
-    path = _first_existing(p for p in candidates if p.is_file())
+    path = _first_existing(p for p in candidates if _present(p))
     if path is None:
         expected = f"mnist.npz (x_train, y_train, x_test, y_test) at {candidates[-1]}"
         _download("mnist", "mnist", expected)
         path = candidates[-1]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            images = npz["x_train"]
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"data.source mnist: {path} is not a readable mnist.npz: {exc}") from None
+    images = read_npz_images(path)
     return resize_array(_limit(images, config), config.image_size, config.channels)
 
 
-def read_idx_images(path: Path) -> np.ndarray:
-    """A gzipped IDX3 file (the MNIST family's format) as uint8 (N, rows, cols)."""
+def read_npz_images(path: Path, key: str = "x_train") -> np.ndarray:
+    """uint8 (N, rows, cols) from an .npz archive such as mnist.npz: the archive's sizes and
+    the array's header are checked before its pixels are inflated; nothing is unpickled."""
+    where = f"data.source mnist: {printable(path)}"
     try:
-        with gzip.open(path, "rb") as stream:
-            raw = stream.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable gzip file: {exc}") from None
-    if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
-        raise DataError(f"{path}: not an IDX image file (magic number 2051 missing)")
-    count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
-    if len(raw) != 16 + count * rows * cols:
-        raise DataError(f"{path}: truncated: header says {count} images of {rows}x{cols}")
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols)
+        names = check_zip(path, MAX_ARRAY_BYTES * 2, MAX_ARRAY_BYTES + MiB)
+    except UnsafeFile as exc:
+        raise _data_error(exc, "data.source mnist: ") from None
+    if f"{key}.npy" not in names:
+        held = ", ".join(shorten(printable(name), 30) for name in names[:6]) or "nothing"
+        raise DataError(f"{where}: is not a mnist.npz: it has no {key} array (it holds {held})")
+    try:
+        with (
+            open_regular(path, what="mnist.npz") as raw,
+            zipfile.ZipFile(raw) as archive,
+            archive.open(f"{key}.npy") as member,
+        ):
+            version = npy_format.read_magic(member)
+            if version == (1, 0):
+                shape, fortran_order, dtype = npy_format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = npy_format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f".npy format version {version} is not one numpy writes for uint8")
+            if dtype != np.uint8 or len(shape) != 3:
+                raise DataError(
+                    f"{where}: its {key} is a {dtype} array of shape {shorten(str(shape))}, "
+                    "not uint8 images (N, rows, cols)"
+                )
+            count, rows, cols = shape
+            _check_array_size(where, count, rows, cols)
+            pixels = _read_up_to(member, count * rows * cols)
+    except UnsafeFile as exc:
+        raise _data_error(exc, "data.source mnist: ") from None
+    except DataError:
+        raise
+    except Exception as exc:  # zipfile, zlib and numpy's header parser fail in many ways
+        raise DataError(
+            f"{where}: is not a readable mnist.npz: {type(exc).__name__}: "
+            f"{shorten(printable(str(exc)))}"
+        ) from None
+    if len(pixels) != count * rows * cols:
+        raise DataError(
+            f"{where}: its {key} is truncated: header says {count} images of {rows}x{cols}"
+        )
+    return np.frombuffer(pixels, np.uint8).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_array_size(where: str, count: int, rows: int, cols: int) -> None:
+    """Before anything is allocated: the sizes a header declares stay within the bounds."""
+    total = count * rows * cols
+    if min(count, rows, cols) < 0:
+        raise DataError(f"{where}: header declares {count} images of {rows}x{cols}")
+    if rows > MAX_SIDE or cols > MAX_SIDE or total > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{where}: header declares {count:,} images of {rows}x{cols} "
+            f"({size_text(total)}), over the {MAX_SIDE}x{MAX_SIDE} pixels and "
+            f"{size_text(MAX_ARRAY_BYTES)} in all that dcgan reads"
+        )
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """A gzipped IDX3 file (the MNIST family's format) as uint8 (N, rows, cols). The header
+    is read first and its sizes checked; then exactly the pixels it declares are inflated,
+    and one byte more: data after them is an error (a wrong header, or files joined)."""
+    where = printable(path)
+    try:
+        with (
+            open_regular(path, MAX_ARRAY_BYTES, "gzipped IDX file") as raw,
+            gzip.GzipFile(fileobj=raw, mode="rb") as stream,
+        ):
+            header = stream.read(16)
+            if len(header) < 16 or int.from_bytes(header[:4], "big") != 2051:
+                raise DataError(f"{where}: not an IDX image file (magic number 2051 missing)")
+            count, rows, cols = (int.from_bytes(header[i : i + 4], "big") for i in (4, 8, 12))
+            _check_array_size(where, count, rows, cols)
+            pixels = _read_up_to(stream, count * rows * cols)
+            if len(pixels) != count * rows * cols:
+                raise DataError(f"{where}: truncated: header says {count} images of {rows}x{cols}")
+            if stream.read(1):
+                raise DataError(
+                    f"{where}: has data after the {count} images of {rows}x{cols} its header "
+                    "declares (a wrong header, or two files joined?)"
+                )
+    except UnsafeFile as exc:
+        raise _data_error(exc) from None
+    except DataError:
+        raise
+    except Exception as exc:  # gzip, zlib: OSError, EOFError, zlib.error
+        raise DataError(
+            f"{where}: not a readable gzip file: {shorten(printable(str(exc)))}"
+        ) from None
+    return np.frombuffer(pixels, np.uint8).reshape(count, rows, cols)
 
 
 def _load_fashion_mnist(config: DataConfig) -> np.ndarray:
@@ -231,7 +423,7 @@ def _load_fashion_mnist(config: DataConfig) -> np.ndarray:
     folders = [keras_cache_dir() / "fashion-mnist"]
     if config.path is not None:
         folders.insert(0, config.path)
-    folder = _first_existing(f for f in folders if (f / filename).is_file())
+    folder = _first_existing(f for f in folders if _present(f / filename))
     if folder is None:
         _download("fashion_mnist", "fashion_mnist", f"{filename} in {folders[-1]}")
         folder = folders[-1]
@@ -240,6 +432,7 @@ def _load_fashion_mnist(config: DataConfig) -> np.ndarray:
 
 
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR_ROW = 3 * 32 * 32
 
 
 def _cifar_folder_candidates(config: DataConfig) -> list[Path]:
@@ -250,21 +443,89 @@ def _cifar_folder_candidates(config: DataConfig) -> list[Path]:
     return [folder for root in roots for folder in (root, root / "cifar-10-batches-py")]
 
 
-def _read_cifar_batch(stream, where: str) -> np.ndarray:
+class _ForbiddenGlobal(Exception):
+    pass
+
+
+def _latin1_bytes(text: object, encoding: object) -> bytes:
+    if isinstance(text, str) and encoding == "latin1":
+        return text.encode("latin1")
+    raise _ForbiddenGlobal("_codecs.encode with other than (text, 'latin1')")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays and plain containers and nothing else: a
+    pickle names the functions it calls, and only numpy's own array reconstruction is a
+    function a CIFAR-10 batch names. Any other (os.system, builtins.eval) is refused
+    before it is looked up, so nothing in the file runs."""
+
+    # numpy's own functions, taken from an array rather than imported by the names a file
+    # gives: numpy 1 calls its module numpy.core, numpy 2 numpy._core.
+    _reconstruct = np.empty(0).__reduce__()[0]
+    # Protocol 5 (Python 3.14's default) stores a contiguous array as its buffer, rebuilt
+    # by numpy's _frombuffer (np.frombuffer, then reshape): no more able to run code.
+    _frombuffer = np.empty(1).__reduce_ex__(5)[0]
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # The published batches are Python 2 pickles, whose byte strings need no function.
+        # Python 3 writes bytes under protocol 2 (no bytes opcode before protocol 3) as
+        # _codecs.encode(text, "latin1"), so a batch re-saved that way needs it: only that
+        # exact call is admitted.
+        ("_codecs", "encode"): _latin1_bytes,
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise _ForbiddenGlobal(f"{module}.{name}") from None
+
+
+def _read_cifar_batch(data: bytes, where: str) -> np.ndarray:
+    prefix = f"data.source cifar10: {where}"
     try:
-        batch = pickle.load(stream, encoding="bytes")
-        rows = np.asarray(batch[b"data"], dtype=np.uint8)
-        return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except _ForbiddenGlobal as exc:
+        raise DataError(
+            f"{prefix}: refuses to load {shorten(printable(str(exc)))}: a CIFAR-10 batch holds "
+            "numpy arrays only, so this pickle is not one (it may be built to run code)"
+        ) from None
     except Exception as exc:  # a corrupt pickle can fail in many ways
-        raise DataError(f"data.source cifar10: {where} is not a CIFAR-10 batch: {exc}") from None
+        raise DataError(
+            f"{prefix}: is not a CIFAR-10 batch: {type(exc).__name__}: "
+            f"{shorten(printable(str(exc)))}"
+        ) from None
+    rows = batch.get(b"data") if isinstance(batch, dict) else None
+    if not (
+        isinstance(rows, np.ndarray)
+        and rows.dtype == np.uint8
+        and rows.ndim == 2
+        and rows.shape[1] == CIFAR_ROW
+    ):
+        if isinstance(rows, np.ndarray):
+            found = f"its b'data' is a {rows.dtype} array of shape {shorten(str(rows.shape))}"
+        elif isinstance(batch, dict):
+            found = f"its b'data' is {type(rows).__name__}"
+        else:
+            found = f"it holds a {type(batch).__name__}, not a dict"
+        raise DataError(
+            f"{prefix}: is not a CIFAR-10 batch: {found}, not uint8 rows of {CIFAR_ROW} "
+            "values (3x32x32)"
+        )
+    return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 def _load_cifar10(config: DataConfig) -> np.ndarray:
-    if config.path is not None and config.path.is_file():
+    if config.path is not None and _present(config.path):
         images = _read_cifar_archive(config.path)
     else:
         candidates = _cifar_folder_candidates(config)
-        folder = _first_existing(f for f in candidates if (f / CIFAR_BATCHES[0]).is_file())
+        folder = _first_existing(f for f in candidates if _present(f / CIFAR_BATCHES[0]))
         if folder is None:
             expected = (
                 "cifar-10-python.tar.gz, extracted so that "
@@ -272,34 +533,79 @@ def _load_cifar10(config: DataConfig) -> np.ndarray:
                 "(or set data.path to the archive)"
             )
             _download("cifar10", "cifar10", expected)
-            folder = _first_existing(f for f in candidates if (f / CIFAR_BATCHES[0]).is_file())
+            folder = _first_existing(f for f in candidates if _present(f / CIFAR_BATCHES[0]))
             if folder is None:
                 raise DataError("data.source cifar10: downloaded, but no data_batch_1 was found")
         parts = []
         for name in CIFAR_BATCHES:
-            if not (folder / name).is_file():
-                raise DataError(f"data.source cifar10: {folder / name} is missing")
-            with open(folder / name, "rb") as stream:
-                parts.append(_read_cifar_batch(stream, str(folder / name)))
+            path = folder / name
+            if not _present(path):
+                raise DataError(f"data.source cifar10: {printable(path)} is missing")
+            try:
+                data = read_bytes(path, MAX_CIFAR_BATCH, "CIFAR-10 batch")
+            except UnsafeFile as exc:
+                raise _data_error(exc, "data.source cifar10: ") from None
+            parts.append(_read_cifar_batch(data, printable(path)))
         images = np.concatenate(parts)
     return resize_array(_limit(images, config), config.image_size, config.channels)
 
 
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    kinds = (
+        (member.issym, "a symbolic link"),
+        (member.islnk, "a hard link"),
+        (member.isdir, "a folder"),
+        (member.isfifo, "a FIFO"),
+        (member.isdev, "a device"),
+    )
+    return next((name for test, name in kinds if test()), "not a regular file")
+
+
 def _read_cifar_archive(path: Path) -> np.ndarray:
+    """The five batches of cifar-10-python.tar.gz, read as the archive is walked: no member
+    is extracted to disk, none but a regular file is read, and inflating stops at
+    MAX_CIFAR_TAR."""
+    where = f"data.path {printable(path)}"
+    batches: dict[str, np.ndarray] = {}
     try:
-        with tarfile.open(path, "r:*") as archive:
-            members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
-            missing = [name for name in CIFAR_BATCHES if name not in members]
-            if missing:
-                raise DataError(f"data.path {path}: archive lacks {', '.join(missing)}")
-            return np.concatenate(
-                [
-                    _read_cifar_batch(archive.extractfile(members[name]), f"{path}:{name}")
-                    for name in CIFAR_BATCHES
-                ]
-            )
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"data.path {path}: not a readable CIFAR-10 archive: {exc}") from None
+        with (
+            open_regular(path, what="CIFAR-10 archive") as raw,
+            tarfile.open(fileobj=raw, mode="r:*") as archive,
+        ):
+            for member in archive:
+                if member.offset_data + member.size > MAX_CIFAR_TAR:
+                    raise DataError(
+                        f"{where}: inflates past {size_text(MAX_CIFAR_TAR)} before its "
+                        f"{len(CIFAR_BATCHES)} batches are read (the real archive is 178 MB)"
+                    )
+                name = Path(member.name).name
+                if name not in CIFAR_BATCHES or name in batches:
+                    continue
+                shown = f"{where}:{shorten(printable(member.name))}"
+                if not member.isfile():
+                    raise DataError(f"{shown}: is {_tar_kind(member)}, not a CIFAR-10 batch")
+                if member.size > MAX_CIFAR_BATCH:
+                    raise DataError(
+                        f"{shown}: is {size_text(member.size)}, over the "
+                        f"{size_text(MAX_CIFAR_BATCH)} a CIFAR-10 batch may have"
+                    )
+                data = archive.extractfile(member).read(member.size)
+                batches[name] = _read_cifar_batch(data, shown.removeprefix("data.path "))
+                if len(batches) == len(CIFAR_BATCHES):
+                    break
+    except UnsafeFile as exc:
+        raise _data_error(exc, "data.path ") from None
+    except DataError:
+        raise
+    except Exception as exc:  # tarfile, gzip, bz2, lzma, zlib each have their own errors
+        raise DataError(
+            f"{where}: not a readable CIFAR-10 archive: {type(exc).__name__}: "
+            f"{shorten(printable(str(exc)))}"
+        ) from None
+    missing = [name for name in CIFAR_BATCHES if name not in batches]
+    if missing:
+        raise DataError(f"{where}: archive lacks {', '.join(missing)}")
+    return np.concatenate([batches[name] for name in CIFAR_BATCHES])
 
 
 STL10_FILES = ("train_X.bin", "unlabeled_X.bin")
@@ -311,19 +617,27 @@ def _load_stl10(config: DataConfig) -> np.ndarray:
     folder = config.path
     if (folder / "stl10_binary").is_dir():
         folder = folder / "stl10_binary"
-    files = [folder / name for name in STL10_FILES if (folder / name).is_file()]
+    files = [folder / name for name in STL10_FILES if _present(folder / name)]
     if not files:
         raise DataError(
-            f"data.path {config.path}: no STL-10 binary files; place "
+            f"data.path {printable(config.path)}: no STL-10 binary files; place "
             f"{' and/or '.join(STL10_FILES)} from stl10_binary.tar.gz in this folder"
         )
     per_image = int(np.prod(STL10_SHAPE))
     parts = []
     remaining = config.max_images
     for path in files:
-        if path.stat().st_size % per_image:
-            raise DataError(f"{path}: size is not a whole number of 96x96x3 images (truncated?)")
-        raw = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, *STL10_SHAPE)
+        try:
+            with open_regular(path, what="STL-10 binary file") as stream:
+                size = os.fstat(stream.fileno()).st_size
+                if size == 0 or size % per_image:
+                    raise DataError(
+                        f"{printable(path)}: size {size:,} bytes is not a whole number of "
+                        "96x96x3 images (truncated?)"
+                    )
+                raw = np.memmap(stream, dtype=np.uint8, mode="r").reshape(-1, *STL10_SHAPE)
+        except UnsafeFile as exc:
+            raise _data_error(exc) from None
         if remaining is not None:
             raw, remaining = raw[:remaining], remaining - len(raw[:remaining])
         # Resize in chunks: the unlabeled file alone is 2.7 GB.

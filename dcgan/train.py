@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -17,7 +18,7 @@ import tensorflow as tf
 from dcgan import callbacks, checkpoints, evaluation, imaging, rundir, scores
 from dcgan.config import Config
 from dcgan.data import make_distributed_dataset
-from dcgan.errors import ConfigError, OutputError, TrainingDiverged
+from dcgan.errors import ConfigError, OutOfMemory, OutputError, RunDirError, TrainingDiverged
 from dcgan.execution import Execution, plan, step_flops, steps_per_execution
 from dcgan.features import FeatureExtractor, make_extractor
 from dcgan.gan import (
@@ -35,6 +36,7 @@ from dcgan.models import (
     standing_statistics,
 )
 from dcgan.rundir import RunDir
+from dcgan.safe_files import UnsafeFile, open_no_follow, open_regular, shorten
 from dcgan.sources import load_images
 from dcgan.writer import BackgroundWriter
 
@@ -117,14 +119,44 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
 
 def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
     """The latent batch behind every sample grid of the run, drawn once and kept."""
-    if run.fixed_noise.is_file():
-        return np.load(run.fixed_noise).astype(np.float32)
+    kept = kept_fixed_noise(run, config)
+    if kept is not None:
+        return kept
     rng = np.random.default_rng(config.seed)
     noise = rng.standard_normal((config.output.num_samples, config.model.latent_dim))
     noise = noise.astype(np.float32)
     with imaging.atomic_path(run.fixed_noise) as tmp:
         np.save(tmp, noise)
     return noise
+
+
+def kept_fixed_noise(run: RunDir, config: Config) -> np.ndarray | None:
+    """The run's kept latents, if it has some: a float array (n, latent_dim) of finite
+    values, n at most the grid's bound; never a pickle."""
+    path, latent_dim = run.fixed_noise, config.model.latent_dim
+    if not (path.exists() or path.is_symlink()):
+        return None
+    limit = 1024 * latent_dim * 8 + 4096  # float64 at the largest output.num_samples
+    try:
+        with open_regular(path, limit, "latent file") as stream:
+            noise = np.load(stream, allow_pickle=False)
+    except UnsafeFile as exc:
+        raise RunDirError(f"{exc}; delete it to draw new latents") from None
+    except (OSError, ValueError, EOFError) as exc:  # empty, a pickle, not an .npy
+        why = shorten(str(exc) or type(exc).__name__)
+        raise RunDirError(f"{path}: not a saved latent batch ({why}); delete it") from None
+    if (
+        noise.ndim != 2
+        or noise.shape[1] != latent_dim
+        or not 0 < len(noise) <= 1024
+        or noise.dtype.kind != "f"
+        or not np.isfinite(noise).all()
+    ):
+        raise RunDirError(
+            f"{path}: not this run's latents: expected finite floats of shape (n, "
+            f"{latent_dim}), got {noise.dtype} {noise.shape}; delete it to draw new ones"
+        )
+    return noise.astype(np.float32)
 
 
 def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
@@ -135,10 +167,7 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     one process trains a run at a time (rundir.training_lock).
     """
     with rundir.training_lock(run) as stale_holder:
-        try:
-            file_log = logging.FileHandler(run.log, encoding="utf-8")
-        except OSError as exc:
-            raise OutputError(f"{run.log}: cannot write: {exc.strerror}") from None
+        file_log = _log_file_handler(run)
         file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("dcgan").addHandler(file_log)
         if stale_holder is not None:
@@ -160,10 +189,30 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
         except TrainingDiverged as exc:
             _log_to_file(file_log, exc)
             raise
+        except (MemoryError, tf.errors.ResourceExhaustedError):
+            error = OutOfMemory(
+                f"{run.config}: the models or a batch do not fit in memory: lower "
+                "train.batch_size, model.g_width/d_width or data.image_size"
+            )
+            _log_to_file(file_log, error)
+            raise error from None
         finally:
             keras.mixed_precision.set_global_policy(policy)
             logging.getLogger("dcgan").removeHandler(file_log)
             file_log.close()
+            file_log.stream.close()
+
+
+def _log_file_handler(run: RunDir) -> logging.StreamHandler:
+    """train.log, appended to; never through a link planted in its place, and a file name
+    that is not UTF-8 is logged with backslash escapes instead of failing the handler."""
+    try:
+        fd = open_no_follow(run.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except UnsafeFile as exc:
+        raise RunDirError(str(exc)) from None
+    except OSError as exc:
+        raise OutputError(f"{run.log}: cannot write: {exc.strerror}") from None
+    return logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace"))
 
 
 def _log_to_file(handler: logging.Handler, error: Exception) -> None:
@@ -185,12 +234,15 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if removed := rundir.remove_stale_temporaries(run):
         log.info("removed %d half-written file(s) left by a process that was killed", removed)
 
+    kept_fixed_noise(run, config)  # a damaged file is refused before anything loads
     gan = build_gan(config, execution)
     objects = checkpoint_objects(gan)
     latest = rundir.latest_checkpoint(run.checkpoints)
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
         log.info("resumed %s from %s", run.root, latest[1].name)
+    else:
+        _refuse_starting_over(run, config)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
     # Only once the checkpoint has loaded: a failed resume leaves the run's config as it was.
     imaging.atomic_write_text(run.config, config.to_yaml())
@@ -204,7 +256,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
             total,
         )
         _write_generator(gan, run, config)
-        imaging.write_progress_gif(run.sample_grids(), run.progress_gif)
+        _write_progress_gif(run)
         return TrainResult(run, start_step, start_step, total, 0.0, interrupted=False)
 
     images = load_images(config.data)
@@ -291,7 +343,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
                     if isinstance(callback, callbacks.Progress):
                         callback.detach()
         if not interrupted:
-            writer.submit(lambda: imaging.write_progress_gif(run.sample_grids(), run.progress_gif))
+            writer.submit(lambda: _write_progress_gif(run))
         writer.close()  # every file written, or its error raised here
     finally:
         _close_quietly(writer)  # on the way out of an error; a no-op after close()
@@ -301,6 +353,23 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if not interrupted:
         _write_generator(gan, run, config)
     return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
+
+
+def _refuse_starting_over(run: RunDir, config: Config) -> None:
+    """A run that has trained past its first checkpoint but has none left (the folder was
+    deleted) would start again from step 0 and replace its generator and metrics."""
+    rows = rundir.read_metrics(run.metrics)
+    step = int(rows[-1]["step"]) if rows else 0
+    # A row past the first checkpoint's step means that checkpoint was written (rows come
+    # after it); a row at that step may be from a process killed while writing it.
+    if not run.generator.exists() and step <= config.output.checkpoint_every:
+        return  # new, or stopped before its first checkpoint: nothing to lose
+    raise RunDirError(
+        f"{run.root}: trained to step {step} but has no checkpoint left in checkpoints/, so "
+        "it cannot be resumed (it would start again from step 0 and replace its "
+        f"generator.keras and metrics.csv). Start a new run with: dcgan train --config "
+        f"{run.config}; its final generator still samples: dcgan sample --ckpt {run.root}"
+    )
 
 
 class _StopRequest:
@@ -454,6 +523,17 @@ def _roll_back(
         config.train.max_rollbacks,
     )
     return latest[0]
+
+
+def _write_progress_gif(run: RunDir) -> None:
+    gif = imaging.write_progress_gif(run.sample_grids(), run.progress_gif)
+    if gif.skipped:
+        log.warning(
+            "progress.gif: left out %d file(s) of samples/ that are not grids of this run "
+            "(first: %s)",
+            len(gif.skipped),
+            gif.skipped[0],
+        )
 
 
 def _write_generator(gan: DCGAN, run: RunDir, config: Config) -> None:

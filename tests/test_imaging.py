@@ -56,7 +56,7 @@ def test_progress_gif_labels_frames_and_holds_the_last(tmp_path):
         imaging.save_png(np.full((10, 12, 1), step // 2, np.uint8), path)
         grids.append((step, path))
     out = tmp_path / "progress.gif"
-    assert imaging.write_progress_gif(grids, out, fps=4) == 3
+    assert imaging.write_progress_gif(grids, out, fps=4).steps == [0, 100, 200]
     with Image.open(out) as gif:
         assert gif.n_frames == 3
         assert gif.size == (12, 10 + 14)  # a strip for the step label
