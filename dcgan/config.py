@@ -109,7 +109,7 @@ class TrainConfig(_Section):
     rollback_lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # rates times this per rollback
     max_rollbacks: int = Field(3, ge=1)
     # auto: chosen for the device at start-up, and the run log says what and why
-    # (dcgan/execution.py). The weights are float32 in every precision, so a run can
+    # (dcgan/training/execution.py). The weights are float32 in every precision, so a run can
     # resume under another one.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     xla: Literal["auto"] | bool = "auto"

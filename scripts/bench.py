@@ -53,13 +53,13 @@ from dcgan.runtime import import_tensorflow
 tf = import_tensorflow()
 import keras  # noqa: E402
 
-from dcgan import train as train_module  # noqa: E402
 from dcgan.config import Config  # noqa: E402
-from dcgan.data import make_dataset  # noqa: E402
-from dcgan.execution import KERAS_POLICY, Execution, plan  # noqa: E402
-from dcgan.generate import load_generator, write_samples  # noqa: E402
-from dcgan.models import build_discriminator, build_generator, forward_flops  # noqa: E402
-from dcgan.sources import load_images  # noqa: E402
+from dcgan.data.pipeline import make_dataset  # noqa: E402
+from dcgan.data.sources import load_images  # noqa: E402
+from dcgan.generation.sampling import load_generator, write_samples  # noqa: E402
+from dcgan.models.networks import build_discriminator, build_generator, forward_flops  # noqa: E402
+from dcgan.training import loop as train_module  # noqa: E402
+from dcgan.training.execution import KERAS_POLICY, Execution, plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DCGAN_BIN = Path(sys.executable).parent / "dcgan"
@@ -252,7 +252,7 @@ def bench_e2e(rounds: int, steps: int, workdir: Path, peaks: dict, rows: list) -
     """Alternates whole `dcgan train` runs with bare runs: the same model, data pipeline
     and fit() loop for the same steps, with no callback but the clock."""
     from dcgan.config import load
-    from dcgan.rundir import create_run_dir
+    from dcgan.storage.run_folder import create_run_dir
 
     overrides = [f"train.steps={steps}", f"output.dir={workdir}"]
     config = load(ROOT / "configs" / "digits.yaml", overrides)
@@ -332,7 +332,7 @@ def bare_fit(config: Config, steps_per_call: int):
 
 def dcgan_train(workdir: Path, *extra: str):
     """A whole `dcgan train` in this process, in a new run folder: run(steps) -> seconds."""
-    from dcgan.rundir import create_run_dir
+    from dcgan.storage.run_folder import create_run_dir
 
     def run(steps: int) -> float:
         config = stand_in(workdir, steps, *extra)
@@ -346,7 +346,7 @@ def dcgan_train(workdir: Path, *extra: str):
 def bench_overhead(rounds: int, workdir: Path) -> None:
     """ms per step as the slope between a short and a long run (start-up cancels out),
     the variants alternating round by round; then each side effect's cost per occurrence."""
-    from dcgan.execution import step_flops, steps_per_execution
+    from dcgan.training.execution import step_flops, steps_per_execution
 
     config = stand_in(workdir, LONG_RUN)
     probe = train_module.build_gan(config)
@@ -383,8 +383,8 @@ def profile_side_effects(config: Config) -> None:
     import threading
     from collections import defaultdict
 
-    from dcgan import writer as writer_module
-    from dcgan.rundir import create_run_dir
+    from dcgan.storage.run_folder import create_run_dir
+    from dcgan.training import writer as writer_module
 
     out, steps = config.output, config.train.steps
     every = {

@@ -44,9 +44,11 @@ def main() -> None:
         rows += list(functions(tree, str(path.relative_to(root.parent))))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dcgan"):
-                targets = [node.module] if node.module != "dcgan" else [
-                    f"dcgan.{alias.name}" for alias in node.names
-                ]
+                targets = (
+                    [node.module]
+                    if node.module != "dcgan"
+                    else [f"dcgan.{alias.name}" for alias in node.names]
+                )
                 for target in targets:
                     edges[top_package(module)].add(top_package(target))
     print("longest functions (lines):")

@@ -48,13 +48,14 @@ def main() -> None:
     }
 
     import_tensorflow()
-    from dcgan import checkpoints, rundir, scores
     from dcgan.config import DataConfig
-    from dcgan.evaluation import generated_images
-    from dcgan.features import random_extractor
-    from dcgan.generate import LoadedGenerator, load_generator, run_config
-    from dcgan.models import inference_generator
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
+    from dcgan.generation.sampling import LoadedGenerator, load_generator, run_config
+    from dcgan.metrics import scores
+    from dcgan.metrics.evaluation import generated_images
+    from dcgan.metrics.features import random_extractor
+    from dcgan.models.networks import inference_generator
+    from dcgan.storage import checkpoints, run_folder
 
     extractor = random_extractor()
     real = extractor.features(load_images(DataConfig()))
@@ -69,8 +70,8 @@ def main() -> None:
         pairs = []
         for seed in map(int, args.seeds.split(",")):
             run = runs[variant, seed]
-            config = run_config(rundir.open_run_dir(run))
-            for step, path in rundir.list_checkpoints(run / "checkpoints"):
+            config = run_config(run_folder.open_run_dir(run))
+            for step, path in run_folder.list_checkpoints(run / "checkpoints"):
                 live = inference_generator(config)
                 checkpoints.restore_checkpoint({"generator": live}, path, partial=True)
                 pair = kid(LoadedGenerator(live, str(path))), kid(load_generator(path))

@@ -38,14 +38,14 @@ os.environ.setdefault("DCGAN_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dcgan.config import load as load_config  # noqa: E402
-from dcgan.rundir import (  # noqa: E402
+from dcgan.runtime import import_tensorflow  # noqa: E402
+from dcgan.storage.run_folder import (  # noqa: E402
     TEMPORARY_PATTERN,
     RunDir,
     latest_checkpoint,
     list_checkpoints,
     read_metrics,
 )
-from dcgan.runtime import import_tensorflow  # noqa: E402
 
 RESUMED = re.compile(r"resumed .* from (step-\d+)")
 # When each kill lands, and how often: aimed kills wait for that write's temporary to appear.
@@ -105,7 +105,7 @@ def check_run(run: RunDir) -> list[str]:
     """Every problem found in the run's files; an empty list for a sound run."""
     from PIL import Image
 
-    from dcgan.checkpoints import checkpoint_values  # after import_tensorflow()
+    from dcgan.storage.checkpoints import checkpoint_values  # after import_tensorflow()
 
     problems = []
     if not run.root.is_dir():
@@ -260,7 +260,7 @@ def main() -> int:
         elif last is None or last[0] != args.steps or steps[-1:] != [args.steps]:
             problems.append(f"final step {last[0] if last else None}, expected {args.steps}")
         else:
-            from dcgan.checkpoints import checkpoint_values
+            from dcgan.storage.checkpoints import checkpoint_values
 
             mine = checkpoint_values(last[1])
             reference = checkpoint_values(latest_checkpoint(reference_run.checkpoints)[1])

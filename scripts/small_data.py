@@ -77,12 +77,13 @@ def main() -> None:
     }
 
     import_tensorflow()
-    from dcgan import imaging, scores
+    from dcgan import imaging
     from dcgan.config import DataConfig
-    from dcgan.evaluation import generated_images
-    from dcgan.features import random_extractor
-    from dcgan.generate import load_generator
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
+    from dcgan.generation.sampling import load_generator
+    from dcgan.metrics import scores
+    from dcgan.metrics.evaluation import generated_images
+    from dcgan.metrics.features import random_extractor
 
     extractor = random_extractor()
     subset = load_images(DataConfig(max_images=67))

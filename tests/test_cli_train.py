@@ -72,8 +72,8 @@ def test_train_resume_and_every_artifact(runner, tmp_path):
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 5
 
-    from dcgan.checkpoints import checkpoint_values
-    from dcgan.rundir import latest_checkpoint
+    from dcgan.storage.checkpoints import checkpoint_values
+    from dcgan.storage.run_folder import latest_checkpoint
 
     step, path = latest_checkpoint(run / "checkpoints")
     values = checkpoint_values(path)
@@ -89,11 +89,11 @@ def test_resume_restores_the_exact_weights(runner, tmp_path):
 
     import keras
 
-    from dcgan.checkpoints import restore_checkpoint
     from dcgan.config import load
-    from dcgan.gan import checkpoint_objects
-    from dcgan.rundir import latest_checkpoint
-    from dcgan.train import build_gan
+    from dcgan.models.adversarial import checkpoint_objects
+    from dcgan.storage.checkpoints import restore_checkpoint
+    from dcgan.storage.run_folder import latest_checkpoint
+    from dcgan.training.loop import build_gan
 
     gan = build_gan(load(run / "config.yaml"))
     restore_checkpoint(checkpoint_objects(gan), latest_checkpoint(run / "checkpoints")[1])

@@ -8,7 +8,7 @@ from dcgan.runtime import import_tensorflow
 
 import_tensorflow()
 
-from dcgan.data import make_dataset  # noqa: E402
+from dcgan.data.pipeline import make_dataset  # noqa: E402
 
 
 def test_batches_are_scaled_shuffled_and_repeat():

@@ -32,11 +32,13 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from dcgan import callbacks, device_scores, execution, imaging, scores  # noqa: E402
-from dcgan.checkpoints import checkpoint_values  # noqa: E402
+from dcgan import imaging  # noqa: E402
 from dcgan.config import Config, load  # noqa: E402
 from dcgan.errors import ConfigError, OutputError  # noqa: E402
-from dcgan.writer import BackgroundWriter  # noqa: E402
+from dcgan.metrics import device_scores, scores  # noqa: E402
+from dcgan.storage.checkpoints import checkpoint_values  # noqa: E402
+from dcgan.training import callbacks, execution  # noqa: E402
+from dcgan.training.writer import BackgroundWriter  # noqa: E402
 
 
 def train(runner, *args: str):
@@ -113,7 +115,7 @@ class CallCounter(keras.callbacks.Callback):
 
 
 def test_side_effects_happen_at_their_steps_with_four_steps_per_call(runner, tmp_path, monkeypatch):
-    from dcgan import train as train_module
+    from dcgan.training import loop as train_module
 
     counters, original = [], train_module._side_effects
 
@@ -165,7 +167,7 @@ def test_a_resume_inside_a_k_step_run_matches_an_unbroken_run_bit_for_bit(runner
 def nan_at_step_6(monkeypatch):
     """D's loss is NaN at the sixth step a run takes, counted in the graph: the middle of
     the call that runs steps 5..8 when K is 4."""
-    from dcgan import gan as gan_module
+    from dcgan.models import adversarial as gan_module
 
     count = tf.Variable(0, dtype=tf.int64)
     real_d_loss = gan_module.d_loss_of
@@ -211,8 +213,8 @@ tf = import_tensorflow()
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from dcgan.config import load
-from dcgan.execution import plan
-from dcgan.train import build_gan
+from dcgan.training.execution import plan
+from dcgan.training.loop import build_gan
 config = load(None, ("model.g_width=4", "model.d_width=4", "data.image_size=16",
                      "train.strategy=mirrored", "train.precision=float32"))
 execution = plan(config.train)
@@ -337,9 +339,9 @@ def test_async_safe_callbacks_get_tensors_and_only_the_others_get_numbers():
 
 
 def test_every_callback_of_a_run_is_async_safe(tmp_path):
-    from dcgan import train as train_module
-    from dcgan.features import random_extractor
-    from dcgan.rundir import RunDir
+    from dcgan.metrics.features import random_extractor
+    from dcgan.storage.run_folder import RunDir
+    from dcgan.training import loop as train_module
 
     config = Config(**{**tiny_config(tmp_path), "eval": {"every": 3}})
     gan = train_module.build_gan(config)
@@ -378,7 +380,7 @@ def test_a_negative_interval_is_refused():
 
 
 def test_the_best_checkpoint_fails_in_one_line_like_the_periodic_ones(tmp_path):
-    from dcgan.rundir import RunDir
+    from dcgan.storage.run_folder import RunDir
 
     run = RunDir(tmp_path)
     run.checkpoints.write_text("not a folder")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from conftest import run_dirs, tiny_config, write_config
 
-from dcgan.rundir import METRIC_NAMES, read_metrics
+from dcgan.storage.run_folder import METRIC_NAMES, read_metrics
 
 # Mirrored and multi-worker steps reduce the same sums in another order: float32 noise.
 LOSS_TOLERANCE = 1e-4

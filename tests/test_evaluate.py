@@ -17,10 +17,10 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from conftest import tiny_config, write_config  # noqa: E402
 
-from dcgan import evaluation, features  # noqa: E402
 from dcgan.cli import main  # noqa: E402
-from dcgan.generate import LoadedGenerator, load_generator  # noqa: E402
-from dcgan.rundir import RunDir  # noqa: E402
+from dcgan.generation.sampling import LoadedGenerator, load_generator  # noqa: E402
+from dcgan.metrics import evaluation, features  # noqa: E402
+from dcgan.storage.run_folder import RunDir  # noqa: E402
 
 
 def invoke(*args):

@@ -7,11 +7,11 @@ import json
 import pytest
 from conftest import run_dirs, tiny_config, write_config
 
-from dcgan import execution
 from dcgan.cli import main
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
-from dcgan.rundir import read_metrics
+from dcgan.storage.run_folder import read_metrics
+from dcgan.training import execution
 
 
 @pytest.mark.parametrize(

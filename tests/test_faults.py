@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import checkpoint_steps, run_dirs, snapshot, tiny_config, write_config
 
 from dcgan.cli import main
-from dcgan.rundir import TEMPORARY_PATTERN
+from dcgan.storage.run_folder import TEMPORARY_PATTERN
 
 
 def dcgan(*args: str, preexec=None, wrap: list[str] | None = None):

@@ -67,7 +67,7 @@ def test_same_seed_gives_byte_identical_files_in_any_batch_size(trained_run, tmp
 
 
 def test_truncation_scales_the_latent(trained_run, tmp_path):
-    from dcgan.generate import latent_stream
+    from dcgan.generation.sampling import latent_stream
 
     (plain,) = latent_stream(3, 4, 8, 64)
     (half,) = latent_stream(3, 4, 8, 64, truncation=0.5)
@@ -78,7 +78,7 @@ def test_truncation_scales_the_latent(trained_run, tmp_path):
 
 
 def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch):
-    from dcgan.generate import LoadedGenerator, load_generator, write_samples
+    from dcgan.generation.sampling import LoadedGenerator, load_generator, write_samples
 
     seen = []
     original = LoadedGenerator.images
@@ -296,7 +296,7 @@ def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt)
         check=True,
         capture_output=True,
     )
-    from dcgan.generate import load_generator
+    from dcgan.generation.sampling import load_generator
 
     expected = load_generator(trained_run).model(latents, training=False)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(expected), atol=1e-6)
@@ -318,7 +318,7 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
     shutil.copytree(trained_run, killed)
     (killed / "train.lock").write_text("999999999 on host since then\n")
 
-    from dcgan.rundir import RunDir, training_lock
+    from dcgan.storage.run_folder import RunDir, training_lock
 
     with training_lock(RunDir(running)):
         result = invoke("runs", runs)

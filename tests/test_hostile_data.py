@@ -79,7 +79,7 @@ def one_line(result, tmp_path: Path, *fragments: str, exit_code: int = 2) -> str
 
 
 def load(source: str, path: Path, size: int = 16, channels: int = 1, *fifos: Path) -> np.ndarray:
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
 
     config = DataConfig(source=source, path=path, image_size=size, channels=channels)
     return guarded(lambda: load_images(config), *fifos)
@@ -207,7 +207,7 @@ def test_cifar_pickle_in_the_tar_archive_is_refused(tmp_path):
 
 
 def test_cifar_batches_of_every_protocol_load_and_only_latin1_codecs_pass(tmp_path):
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
 
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -287,7 +287,7 @@ def test_cifar_tar_that_inflates_past_its_bound_stops_there(tmp_path):
 
 
 def test_idx_gzip_bomb_is_not_inflated(tmp_path):
-    from dcgan.sources import read_idx_images
+    from dcgan.data.sources import read_idx_images
 
     path = tmp_path / "train-images-idx3-ubyte.gz"
     deflate = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip wrapper

@@ -87,23 +87,23 @@ def whole_pngs(folder: Path) -> list[str]:
 @pytest.fixture
 def nothing_loads(monkeypatch):
     """An option out of bounds is refused before any generator is loaded."""
-    from dcgan import generate
+    from dcgan.generation import sampling
 
     def refuse(path):
         raise AssertionError("the command ran with an option out of bounds")
 
-    monkeypatch.setattr(generate, "load_generator", refuse)
+    monkeypatch.setattr(sampling, "load_generator", refuse)
 
 
 @pytest.fixture
 def no_images(monkeypatch):
     """A walk too long is refused before any image is made."""
-    from dcgan import generate
+    from dcgan.generation import sampling
 
     def refuse(self, latents, batch_size=64):
         raise AssertionError("images were made for a walk out of bounds")
 
-    monkeypatch.setattr(generate.LoadedGenerator, "images", refuse)
+    monkeypatch.setattr(sampling.LoadedGenerator, "images", refuse)
 
 
 class MemoryGuard:
@@ -142,17 +142,17 @@ class MemoryGuard:
 
 @pytest.fixture
 def memory_guard(monkeypatch):
-    from dcgan import generate
+    from dcgan.generation import sampling
 
     guard = MemoryGuard()
-    load = generate.load_generator
+    load = sampling.load_generator
 
     def load_then_trace(path):
         generator = load(path)
         guard.start()
         return generator
 
-    monkeypatch.setattr(generate, "load_generator", load_then_trace)
+    monkeypatch.setattr(sampling, "load_generator", load_then_trace)
     yield guard
     guard.stop()
 

@@ -456,7 +456,7 @@ def test_a_fifo_among_checkpoint_files_is_refused_without_blocking(finished, tmp
 def test_models_that_do_not_fit_in_memory_are_one_line_and_leave_no_run(
     runner, tmp_path, monkeypatch
 ):
-    import dcgan.train
+    import dcgan.training.loop
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError

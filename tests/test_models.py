@@ -12,14 +12,14 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from dcgan.gan import bce_with_logits  # noqa: E402
-from dcgan.models import (  # noqa: E402
+from dcgan.models.adversarial import bce_with_logits  # noqa: E402
+from dcgan.models.networks import (  # noqa: E402
     FusedBatchNormalization,
     build_discriminator,
     build_generator,
     inference_generator,
 )
-from dcgan.train import build_gan  # noqa: E402
+from dcgan.training.loop import build_gan  # noqa: E402
 
 
 def small(*overrides: str):

@@ -19,10 +19,10 @@ tf = import_tensorflow()
 
 from tensorflow.core.util import event_pb2  # noqa: E402
 
-from dcgan import callbacks  # noqa: E402
 from dcgan.cli import main  # noqa: E402
-from dcgan.features import random_extractor  # noqa: E402
-from dcgan.rundir import RunDir, read_metrics  # noqa: E402
+from dcgan.metrics.features import random_extractor  # noqa: E402
+from dcgan.storage.run_folder import RunDir, read_metrics  # noqa: E402
+from dcgan.training import callbacks  # noqa: E402
 
 
 def invoke(*args):
@@ -84,7 +84,7 @@ def test_the_best_checkpoint_is_kept_apart_and_is_the_lowest_kid(evaluated_run):
     assert best["kid"] == pytest.approx(min(kids.values()), rel=1e-5)
     assert best["features"] == "random-convnet-64"
     # The rolling checkpoints never count or delete it.
-    from dcgan.rundir import list_checkpoints
+    from dcgan.storage.run_folder import list_checkpoints
 
     assert all(path.name != "best" for _, path in list_checkpoints(evaluated_run / "checkpoints"))
 
@@ -146,8 +146,8 @@ def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run)
 
 
 def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_path):
-    from dcgan import evaluation
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
+    from dcgan.metrics import evaluation
 
     real = load_images(_config(evaluated_run).data)
 

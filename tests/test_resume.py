@@ -13,12 +13,12 @@ import pytest
 from conftest import checkpoint_steps, metric_steps, run_dirs, snapshot, tiny_config, write_config
 
 from dcgan.cli import main
-from dcgan.rundir import read_metrics
 from dcgan.runtime import import_tensorflow
+from dcgan.storage.run_folder import read_metrics
 
 import_tensorflow()
 
-from dcgan.checkpoints import checkpoint_values  # noqa: E402
+from dcgan.storage.checkpoints import checkpoint_values  # noqa: E402
 
 
 def train(runner, *args: str):
@@ -90,7 +90,7 @@ def test_second_writer_is_refused_naming_the_process(runner, tmp_path):
     (run,) = run_dirs(tmp_path)
     before = snapshot(run)
 
-    from dcgan.rundir import RunDir, training_lock
+    from dcgan.storage.run_folder import RunDir, training_lock
 
     with training_lock(RunDir(run)):
         result = train(runner, "--resume", str(run), "--set", "train.steps=4")
@@ -203,10 +203,10 @@ def test_rollbacks_are_bounded(runner, tmp_path):
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 def test_a_non_finite_weight_is_never_checkpointed(tmp_path, bad):
-    from dcgan import callbacks
     from dcgan.config import Config
-    from dcgan.gan import checkpoint_objects
-    from dcgan.train import build_gan
+    from dcgan.models.adversarial import checkpoint_objects
+    from dcgan.training import callbacks
+    from dcgan.training.loop import build_gan
 
     gan = build_gan(Config(**tiny_config(tmp_path)))
     saver = callbacks.Checkpoints(checkpoint_objects(gan), tmp_path / "ckpts", 1, 3, 0)
@@ -220,11 +220,11 @@ def test_a_non_finite_weight_is_never_checkpointed(tmp_path, bad):
 
 
 def test_a_checkpoint_from_before_d_accuracy_still_resumes(tmp_path):
-    from dcgan import checkpoints
     from dcgan.config import load
     from dcgan.errors import RunDirError
-    from dcgan.gan import OPTIONAL_STATES, checkpoint_objects
-    from dcgan.train import build_gan
+    from dcgan.models.adversarial import OPTIONAL_STATES, checkpoint_objects
+    from dcgan.storage import checkpoints
+    from dcgan.training.loop import build_gan
 
     config = load(None, ("model.g_width=4", "model.d_width=4", "data.image_size=16"))
     objects = checkpoint_objects(build_gan(config))

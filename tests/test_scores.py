@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dcgan import scores
+from dcgan.metrics import scores
 
 
 def rotation(dim: int, seed: int) -> np.ndarray:

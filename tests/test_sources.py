@@ -14,8 +14,8 @@ from conftest import random_pixels, save_image
 from PIL import Image
 
 from dcgan.config import DataConfig
+from dcgan.data.sources import load_images, read_idx_images
 from dcgan.errors import DataError
-from dcgan.sources import load_images, read_idx_images
 
 
 def folder_config(path, size=16, channels=3, **extra) -> DataConfig:

@@ -15,10 +15,10 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from dcgan import augment, checkpoints  # noqa: E402
 from dcgan.cli import main  # noqa: E402
-from dcgan.generate import load_generator  # noqa: E402
-from dcgan.models import (  # noqa: E402
+from dcgan.data import augment  # noqa: E402
+from dcgan.generation.sampling import load_generator  # noqa: E402
+from dcgan.models.networks import (  # noqa: E402
     STANDING_LATENTS,
     STANDING_SEED,
     SpectralNormalization,
@@ -26,7 +26,8 @@ from dcgan.models import (  # noqa: E402
     inference_generator,
     standing_statistics,
 )
-from dcgan.train import build_gan, sampling_generator  # noqa: E402
+from dcgan.storage import checkpoints  # noqa: E402
+from dcgan.training.loop import build_gan, sampling_generator  # noqa: E402
 
 
 def small(*overrides: str):
@@ -249,7 +250,9 @@ def test_the_sampling_generator_measures_statistics_once_per_set_of_weights(monk
     config = small("model.ema=0.9")
     gan = build_gan(config)
     measured = []
-    monkeypatch.setattr("dcgan.train.standing_statistics", lambda model: measured.append(model))
+    monkeypatch.setattr(
+        "dcgan.training.loop.standing_statistics", lambda model: measured.append(model)
+    )
     current = sampling_generator(gan, config)
     first = current().get_weights()
     current()  # a grid and an evaluation at the same step

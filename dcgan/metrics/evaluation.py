@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import imaging, scores
+from dcgan import imaging
 from dcgan.errors import RunDirError
-from dcgan.features import FeatureExtractor
-from dcgan.generate import LoadedGenerator, latent_stream
-from dcgan.rundir import RunDir
+from dcgan.generation.sampling import LoadedGenerator, latent_stream
+from dcgan.metrics import scores
+from dcgan.metrics.features import FeatureExtractor
 from dcgan.safe_files import UnsafeFile, open_regular
+from dcgan.storage.run_folder import RunDir
 
 log = logging.getLogger(__name__)
 

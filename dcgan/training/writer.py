@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from dcgan.checkpoints import tf_error_reason
 from dcgan.errors import DcganError, OutputError
+from dcgan.storage.checkpoints import tf_error_reason
 
 Job = Callable[[], None]
 

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from dcgan.errors import OutputError, RunDirError
 from dcgan.imaging import atomic_dir
-from dcgan.rundir import CHECKPOINT_PREFIX as PREFIX
-from dcgan.rundir import checkpoint_dir, list_checkpoints
 from dcgan.safe_files import kind_of
+from dcgan.storage.run_folder import CHECKPOINT_PREFIX as PREFIX
+from dcgan.storage.run_folder import checkpoint_dir, list_checkpoints
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:

@@ -20,10 +20,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from dcgan import checkpoints, imaging, rundir
+from dcgan import imaging
 from dcgan.config import MAX_IMAGE_SIZE, MAX_LATENT_DIM, Config, load
 from dcgan.errors import ConfigError, DcganError, RunDirError
-from dcgan.rundir import RunDir
 from dcgan.safe_files import (
     GiB,
     MiB,
@@ -33,6 +32,8 @@ from dcgan.safe_files import (
     shorten,
     size_text,
 )
+from dcgan.storage import checkpoints, run_folder
+from dcgan.storage.run_folder import RunDir
 
 MAX_KERAS_BYTES = 2 * GiB  # a .keras file inflated: a generator's weights are far below
 MAX_KERAS_CONFIG_BYTES = 4 * MiB  # config.json and metadata.json, read whole into memory
@@ -72,7 +73,7 @@ def load_generator(path: Path) -> LoadedGenerator:
         raise RunDirError(f"--ckpt {shorten(str(path), 200)}: {exc.strerror or exc}") from None
     if path.is_dir() and (path / "config.yaml").is_file():
         return _from_run(RunDir(path))
-    if path.is_dir() and (path / f"{rundir.CHECKPOINT_PREFIX}.index").is_file():
+    if path.is_dir() and (path / f"{run_folder.CHECKPOINT_PREFIX}.index").is_file():
         run = RunDir(path.parent.parent)
         if not run.config.is_file():
             raise RunDirError(
@@ -87,7 +88,7 @@ def load_generator(path: Path) -> LoadedGenerator:
 
 
 def _from_run(run: RunDir) -> LoadedGenerator:
-    latest = rundir.latest_checkpoint(run.checkpoints)
+    latest = run_folder.latest_checkpoint(run.checkpoints)
     if latest is not None:
         return _from_checkpoint(run, latest[1])
     if run.generator.exists():
@@ -96,7 +97,7 @@ def _from_run(run: RunDir) -> LoadedGenerator:
 
 
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
-    from dcgan.models import inference_generator, standing_statistics
+    from dcgan.models.networks import inference_generator, standing_statistics
 
     config = run_config(run)
     generator = inference_generator(config)

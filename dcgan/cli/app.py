@@ -85,13 +85,13 @@ def train(
       dcgan train --config configs/biked.yaml --set train.steps=20000
       dcgan train --resume runs/00003-biked --set train.steps=40000
     """
-    from dcgan import rundir
+    from dcgan.storage import run_folder
 
     if config_path is not None and resume_dir is not None:
         raise InputError("--config and --resume exclude each other: a run keeps its own config")
     try:
         if resume_dir is not None:
-            run = rundir.open_run_dir(resume_dir)
+            run = run_folder.open_run_dir(resume_dir)
             config = config_module.load(
                 run.config, overrides, frozen_keys=config_module.FROZEN_ON_RESUME
             )
@@ -105,12 +105,12 @@ def train(
         return
 
     import_tensorflow()
-    from dcgan.execution import writes_the_run
-    from dcgan.train import train as train_run
+    from dcgan.training.execution import writes_the_run
+    from dcgan.training.loop import train as train_run
 
     if not writes_the_run(config.train):
         # Another worker of a cluster: trains in step with the chief, keeps nothing.
-        with rundir.worker_scratch(run) as scratch:
+        with run_folder.worker_scratch(run) as scratch:
             try:
                 result = train_run(config, scratch)
             except DcganError as exc:
@@ -122,16 +122,16 @@ def train(
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is handled like Ctrl-C
     try:
         if run is None:
-            run = rundir.create_run_dir(config.output.dir, config.name)
+            run = run_folder.create_run_dir(config.output.dir, config.name)
         result = train_run(config, run)
     except DcganError as exc:
         # A run that diverged keeps its log and grids, to see what went wrong.
         if new_run and run is not None and not isinstance(exc, TrainingDiverged):
-            rundir.discard_unstarted_run(run)
+            run_folder.discard_unstarted_run(run)
         raise InputError.of(exc) from None
     except KeyboardInterrupt:  # before training began: nothing to save
         if new_run and run is not None:
-            rundir.discard_unstarted_run(run)
+            run_folder.discard_unstarted_run(run)
         click.echo("interrupted before training started", err=True)
         sys.exit(EXIT_INTERRUPTED)
     _summarise(result)
@@ -182,11 +182,11 @@ _batch_size_option = click.option(
 def _default_out(generator, folder: str) -> Path:
     """Beside the run it came from (never through a link planted in it), else in the
     working directory."""
-    from dcgan import rundir
+    from dcgan.storage import run_folder
 
     if generator.run is None:
         return Path.cwd() / folder
-    rundir.refuse_links(generator.run)
+    run_folder.refuse_links(generator.run)
     return generator.run.root / folder
 
 
@@ -247,7 +247,7 @@ def sample(
       dcgan sample --ckpt runs/00003-biked -n 64 --grid
     """
     import_tensorflow()
-    from dcgan.generate import load_generator, write_samples
+    from dcgan.generation.sampling import load_generator, write_samples
 
     with _input_errors():
         generator = load_generator(ckpt)
@@ -330,7 +330,7 @@ def interpolate(
       dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
     """
     import_tensorflow()
-    from dcgan.generate import load_generator, write_interpolation
+    from dcgan.generation.sampling import load_generator, write_interpolation
 
     with _input_errors():
         generator = load_generator(ckpt)
@@ -357,10 +357,11 @@ def interpolate(
 @_force_option
 def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) -> None:
     """Make a GIF of a run's sample grids in step order, also while it trains."""
-    from dcgan import imaging, rundir
+    from dcgan import imaging
+    from dcgan.storage import run_folder
 
     with _input_errors():
-        run = rundir.open_run_dir(run_dir)
+        run = run_folder.open_run_dir(run_dir)
         grids = run.sample_grids()
         if not grids:
             raise DcganError(f"{run_dir}: no sample grids yet (samples/step-*.png)")
@@ -399,7 +400,7 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
     import_tensorflow()
-    from dcgan.generate import export_generator, load_generator
+    from dcgan.generation.sampling import export_generator, load_generator
 
     with _input_errors():
         generator = load_generator(ckpt)
@@ -467,10 +468,10 @@ def evaluate(
       dcgan evaluate --ckpt runs/00003-biked/checkpoints/best
     """
     import_tensorflow()
-    from dcgan import evaluation
-    from dcgan.features import make_extractor
-    from dcgan.generate import load_generator, run_config
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
+    from dcgan.generation.sampling import load_generator, run_config
+    from dcgan.metrics import evaluation
+    from dcgan.metrics.features import make_extractor
 
     with _input_errors():
         generator = load_generator(ckpt)
@@ -549,10 +550,10 @@ def nearest(
       dcgan nearest --ckpt runs/00004-roses -n 8 -k 4
     """
     import_tensorflow()
-    from dcgan import evaluation
-    from dcgan.features import make_extractor
-    from dcgan.generate import load_generator, run_config
-    from dcgan.sources import load_images
+    from dcgan.data.sources import load_images
+    from dcgan.generation.sampling import load_generator, run_config
+    from dcgan.metrics import evaluation
+    from dcgan.metrics.features import make_extractor
 
     with _input_errors():
         generator = load_generator(ckpt)
@@ -582,10 +583,10 @@ def nearest(
 @click.argument("folder", type=click.Path(path_type=Path), default="runs")
 def runs(folder: Path) -> None:
     """List the runs under an output folder: data, size, progress, last losses, state."""
-    from dcgan import rundir
+    from dcgan.storage import run_folder
 
     with _input_errors():
-        summaries = rundir.list_runs(folder)
+        summaries = run_folder.list_runs(folder)
     if not summaries:
         click.echo(f"no runs in {folder}")
         return
@@ -654,7 +655,7 @@ def _summarise(result) -> None:
     ):
         if current and path.exists():
             lines.append(f"  {path.name:<16} {what}")
-    from dcgan.rundir import latest_checkpoint
+    from dcgan.storage.run_folder import latest_checkpoint
 
     latest = latest_checkpoint(run.checkpoints)
     if latest is not None:

@@ -15,13 +15,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import callbacks, checkpoints, evaluation, imaging, rundir, scores
+from dcgan import imaging
 from dcgan.config import Config
-from dcgan.data import make_distributed_dataset
+from dcgan.data.pipeline import make_distributed_dataset
+from dcgan.data.sources import load_images
 from dcgan.errors import ConfigError, OutOfMemory, OutputError, RunDirError, TrainingDiverged
-from dcgan.execution import Execution, plan, step_flops, steps_per_execution
-from dcgan.features import FeatureExtractor, make_extractor
-from dcgan.gan import (
+from dcgan.metrics import evaluation, scores
+from dcgan.metrics.features import FeatureExtractor, make_extractor
+from dcgan.models.adversarial import (
     DCGAN,
     OPTIONAL_STATES,
     Objective,
@@ -29,16 +30,18 @@ from dcgan.gan import (
     make_gan,
     set_learning_rates,
 )
-from dcgan.models import (
+from dcgan.models.networks import (
     build_discriminator,
     build_generator,
     inference_generator,
     standing_statistics,
 )
-from dcgan.rundir import RunDir
 from dcgan.safe_files import UnsafeFile, open_no_follow, open_regular, shorten
-from dcgan.sources import load_images
-from dcgan.writer import BackgroundWriter
+from dcgan.storage import checkpoints, run_folder
+from dcgan.storage.run_folder import RunDir
+from dcgan.training import callbacks
+from dcgan.training.execution import Execution, plan, step_flops, steps_per_execution
+from dcgan.training.writer import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +167,9 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
 
     Ctrl-C stops after the current call (train.steps_per_execution steps) with a checkpoint
     and a sample grid written. Only
-    one process trains a run at a time (rundir.training_lock).
+    one process trains a run at a time (run_folder.training_lock).
     """
-    with rundir.training_lock(run) as stale_holder:
+    with run_folder.training_lock(run) as stale_holder:
         file_log = _log_file_handler(run)
         file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("dcgan").addHandler(file_log)
@@ -181,7 +184,7 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
                 if isinstance(exc, OSError)
                 else str(exc)
             )
-            latest = rundir.latest_checkpoint(run.checkpoints)
+            latest = run_folder.latest_checkpoint(run.checkpoints)
             kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
             error = OutputError(f"{problem}; {kept}")
             _log_to_file(file_log, error)
@@ -231,13 +234,13 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    if removed := rundir.remove_stale_temporaries(run):
+    if removed := run_folder.remove_stale_temporaries(run):
         log.info("removed %d half-written file(s) left by a process that was killed", removed)
 
     kept_fixed_noise(run, config)  # a damaged file is refused before anything loads
     gan = build_gan(config, execution)
     objects = checkpoint_objects(gan)
-    latest = rundir.latest_checkpoint(run.checkpoints)
+    latest = run_folder.latest_checkpoint(run.checkpoints)
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
         log.info("resumed %s from %s", run.root, latest[1].name)
@@ -358,7 +361,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
 def _refuse_starting_over(run: RunDir, config: Config) -> None:
     """A run that has trained past its first checkpoint but has none left (the folder was
     deleted) would start again from step 0 and replace its generator and metrics."""
-    rows = rundir.read_metrics(run.metrics)
+    rows = run_folder.read_metrics(run.metrics)
     step = int(rows[-1]["step"]) if rows else 0
     # A row past the first checkpoint's step means that checkpoint was written (rows come
     # after it); a row at that step may be from a process killed while writing it.
@@ -485,7 +488,7 @@ def _roll_back(
     """train.on_nan: stop raises TrainingDiverged; rollback reloads the newest checkpoint
     (never a non-finite one: Checkpoints refuses to write those), lowers the learning rates
     and returns the step to go on from."""
-    latest = rundir.latest_checkpoint(run.checkpoints)
+    latest = run_folder.latest_checkpoint(run.checkpoints)
     good = (
         f"the last good checkpoint is {latest[1].name}"
         if latest

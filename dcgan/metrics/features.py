@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.data.sources import keras_cache_dir
 from dcgan.errors import DcganError
-from dcgan.sources import keras_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan.augment import diff_augment
+from dcgan.data.augment import diff_augment
 
 
 @dataclass(frozen=True)

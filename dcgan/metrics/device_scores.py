@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from dcgan.scores import Kid
+from dcgan.metrics.scores import Kid
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:

@@ -27,15 +27,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import checkpoints, device_scores, imaging, scores
-from dcgan.device_scores import DeviceKid
-from dcgan.evaluation import EVAL_SEED, real_features
-from dcgan.features import FeatureExtractor
-from dcgan.gan import nonfinite_variable
-from dcgan.generate import latent_stream
-from dcgan.rundir import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, RunDir, read_metrics
+from dcgan import imaging
+from dcgan.generation.sampling import latent_stream
+from dcgan.metrics import device_scores, scores
+from dcgan.metrics.device_scores import DeviceKid
+from dcgan.metrics.evaluation import EVAL_SEED, real_features
+from dcgan.metrics.features import FeatureExtractor
+from dcgan.models.adversarial import nonfinite_variable
 from dcgan.safe_files import UnsafeFile, read_text
-from dcgan.writer import BackgroundWriter, Job
+from dcgan.storage import checkpoints
+from dcgan.storage.run_folder import (
+    METRIC_NAMES,
+    METRICS_COLUMNS,
+    MONITOR_NAMES,
+    RunDir,
+    read_metrics,
+)
+from dcgan.training.writer import BackgroundWriter, Job
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+"""The `dcgan` command."""
+
+from dcgan.cli.app import main
+
+__all__ = ["main"]
