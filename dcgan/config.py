@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from dcgan.errors import ConfigError
-from dcgan.safe_files import MiB, UnsafeFile, printable, read_text, shorten
+from dcgan.errors import ConfigError, printable, shorten
+from dcgan.files.reading import MiB, UnsafeFile, read_text
 
 MIN_BASE, MAX_BASE = 3, 7
 SOURCES_WITH_PATH = ("folder", "stl10")
@@ -54,6 +54,9 @@ MAX_IMAGE_SIZE = 1024
 MAX_LATENT_DIM = 4096
 MAX_WIDTH = 4096
 MAX_BATCH = 65536
+# The copy rate above which a generator is said to copy its training images: training's
+# warning (eval.copy_rate_warning) and `dcgan nearest`'s verdict.
+COPY_RATE_WARNING = 0.2
 MAX_EVAL_SAMPLES = 20000  # the device KID's kernel is N x N floats: 1.6 GB at this bound
 
 
@@ -140,7 +143,7 @@ class EvalConfig(_Section):
     features: Literal["auto", "inception", "random"] = "auto"
     # The memorisation check runs on data sets of at most this many images.
     copy_check_max_images: int = Field(5000, ge=0)
-    copy_rate_warning: float = Field(0.2, gt=0.0, le=1.0)
+    copy_rate_warning: float = Field(COPY_RATE_WARNING, gt=0.0, le=1.0)
 
 
 class Config(_Section):
@@ -266,6 +269,7 @@ _YamlLoader.add_implicit_resolver(
 
 MAX_CONFIG_BYTES = MiB
 MAX_YAML_DEPTH = 32  # a config is three levels deep; 5,000 would overflow PyYAML's stack
+MAX_YAML_VALUES = 10_000  # a config has about 60; aliases inside aliases make billions
 
 
 class YamlRefused(yaml.YAMLError):
@@ -277,13 +281,12 @@ class YamlRefused(yaml.YAMLError):
 
 
 def parse_yaml(text: str):
-    """YAML with the safe loader, after a look at its events, which PyYAML produces without
-    recursion: aliases are refused (a "billion laughs" expands 9 lines into 10**9 values
-    once anything walks it) and so is nesting past MAX_YAML_DEPTH."""
+    """YAML with the safe loader, bounded: nesting is measured from PyYAML's events, which
+    come without recursion, before anything is composed; aliases are welcome, but not a
+    document that expands to more than MAX_YAML_VALUES values (a "billion laughs" is nine
+    lines that expand to 10**9 once anything walks them, a message that shows them included)."""
     depth = 0
     for event in yaml.parse(text, Loader=_YamlLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise YamlRefused("aliases (*name) are not allowed in a config", event.start_mark)
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_YAML_DEPTH:
@@ -292,7 +295,42 @@ def parse_yaml(text: str):
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader: no code runs)
+    loader = _YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """The number of values root stands for once its aliases are expanded, counted once per
+    node (aliases share nodes), so a billion laughs is counted, not expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:
+                raise YamlRefused("an alias refers to the collection it is in", node.start_mark)
+            return sizes[id(node)]
+        sizes[id(node)] = -1  # in progress: meeting it again is a cycle
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = min(total, MAX_YAML_VALUES + 1)
+        return sizes[id(node)]
+
+    if size(root) > MAX_YAML_VALUES:
+        raise YamlRefused(
+            f"expands to more than {MAX_YAML_VALUES:,} values (aliases inside aliases)",
+            root.start_mark,
+        )
 
 
 FROZEN_ON_RESUME = ("model.", "data.image_size", "data.channels", "name")

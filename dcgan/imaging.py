@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import shutil
-import stat
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dcgan.errors import DcganError, OutputError
-from dcgan.safe_files import MiB, kind_of, open_regular, shorten
+from dcgan.errors import DcganError, shorten
+from dcgan.files.reading import MiB, open_regular
+from dcgan.files.writing import atomic_path
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -49,122 +44,6 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
 
 def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[str]:
-    """A temporary name beside path, renamed onto it only once the writer has finished,
-    so that a reader (or a crash) never meets half a file. A failed write (a full disk, no
-    permission) leaves path as it was and is an OutputError naming path."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # ".name.*.tmp*": rundir.TEMPORARY_PATTERN finds what a killed writer left.
-        fd, tmp = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-        )
-        os.close(fd)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide the file from others
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _output_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """An empty staging folder beside path that takes path's name only once the writer has
-    filled it: a folder under path's name is always complete."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # ".name.tmp*": rundir.TEMPORARY_PATTERN finds what a killed writer left.
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    retired = path.parent / f"{staging.name}.old"
-    try:
-        yield staging
-        os.chmod(staging, 0o777 & ~_UMASK)
-        if path.exists():
-            path.rename(retired)  # aside, not rmtree'd: path is missing for two renames only
-        staging.rename(path)
-    except OSError as exc:
-        if retired.exists() and not path.exists():
-            retired.rename(path)  # the new folder could not take its place: keep the old
-        raise _output_error(path, exc) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if retired.is_dir():
-            shutil.rmtree(retired, ignore_errors=True)
-        elif retired.exists():
-            retired.unlink()
-
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write: {exc.strerror or exc}")
-
-
-def check_folder(path: Path, option: str = "") -> bool:
-    """Whether path is a folder already (False: missing), before anything is written; a
-    file or anything else in its place is bad input named by option (e.g. "--out")."""
-    shown = f"{option} {shorten(str(path), 200)}" if option else shorten(str(path), 200)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise DcganError(f"{shown}: cannot be a folder: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        return True
-    kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
-    raise DcganError(f"{shown}: is {kind}, not a folder")
-
-
-def make_folder(path: Path, option: str = "") -> None:
-    """path as a folder, with its parents. A file in the way is bad input (exit 2); a
-    place that refuses it (read-only, full, no permission) an OutputError (exit 1); both
-    name the folder."""
-    if check_folder(path, option):
-        return
-    shown = f"{option} {shorten(str(path), 200)}" if option else shorten(str(path), 200)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP):
-            raise DcganError(f"{shown}: cannot be a folder: {reason}") from None
-        raise OutputError(f"{shown}: cannot create the folder: {reason}") from None
-
-
-def refuse_existing(paths: Sequence[Path], force: bool) -> None:
-    """Never overwrite without --force; checked before anything is written."""
-    existing = [] if force else [p for p in paths if p.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise DcganError(
-            f"{existing[0]}{more} already exists: use --force to replace, or --out to write "
-            "elsewhere"
-        )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
@@ -261,11 +140,6 @@ def plot_losses(
         figure.savefig(tmp, format="png")
 
 
-def load_image(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
-
-
 MAX_GRID_BYTES = 64 * MiB
 MAX_GIF_FRAMES = 400  # frames held in memory at once; more grids are thinned evenly
 
@@ -274,6 +148,7 @@ MAX_GIF_FRAMES = 400  # frames held in memory at once; more grids are thinned ev
 class ProgressGif:
     steps: list[int]  # of the frames
     skipped: list[str]  # "name: why" for each file of samples/ that is not a grid of the run
+    thinned_from: int | None = None  # the grids there were, when more than MAX_GIF_FRAMES
 
     @property
     def frames(self) -> int:
@@ -302,6 +177,7 @@ def write_progress_gif(
         else:
             skipped.append(f"{png.name}: {shape}, not {usual} as the run's grids")
     frames, steps = [], []
+    thinned_from = len(kept) if len(kept) > MAX_GIF_FRAMES else None
     for step, png in _thinned(kept, MAX_GIF_FRAMES):
         try:
             frames.append(label(_read_grid(png), f"step {step}"))
@@ -310,7 +186,7 @@ def write_progress_gif(
             skipped.append(f"{png.name}: {_why(exc, png)}")
     if frames:
         save_gif(frames, path, fps=fps)
-    return ProgressGif(steps, skipped)
+    return ProgressGif(steps, skipped, thinned_from)
 
 
 def _why(exc: Exception, path: Path) -> str:
@@ -338,18 +214,3 @@ def _read_grid(path: Path) -> np.ndarray:
     with open_regular(path, MAX_GRID_BYTES, "sample grid") as stream, Image.open(stream) as image:
         image.load()
         return np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation: the path a Gaussian latent's norm would take."""
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    cos = np.dot(a64, b64) / max(np.linalg.norm(a64) * np.linalg.norm(b64), 1e-12)
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:  # (anti)parallel: the sphere gives no direction, the line does
-        return ((1 - t) * a64 + t * b64).astype(np.float32)
-    out = (np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
-    return out.astype(np.float32)
-
-
-def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    return ((1 - t) * a + t * b).astype(np.float32)

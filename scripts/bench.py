@@ -56,7 +56,8 @@ import keras  # noqa: E402
 from dcgan.config import Config  # noqa: E402
 from dcgan.data.pipeline import make_dataset  # noqa: E402
 from dcgan.data.sources import load_images  # noqa: E402
-from dcgan.generation.sampling import load_generator, write_samples  # noqa: E402
+from dcgan.generation.loading import load_generator  # noqa: E402
+from dcgan.generation.sampling import write_samples  # noqa: E402
 from dcgan.models.networks import build_discriminator, build_generator, forward_flops  # noqa: E402
 from dcgan.training import loop as train_module  # noqa: E402
 from dcgan.training.execution import KERAS_POLICY, Execution, plan  # noqa: E402

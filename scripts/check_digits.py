@@ -44,7 +44,8 @@ def main() -> None:
     classifier.fit(digits.data, digits.target)
 
     import_tensorflow()
-    from dcgan.generation.sampling import latent_stream, load_generator
+    from dcgan.generation.loading import load_generator
+    from dcgan.models.latents import latent_stream
 
     generator = load_generator(args.ckpt)
     (latents,) = latent_stream(args.seed, args.n, generator.latent_dim, args.n)

@@ -13,12 +13,14 @@ from pathlib import Path
 
 # Lower layers first: a module may import from its own layer's package or from below.
 LAYERS = [
-    {"errors", "safe_files", "config", "imaging", "runtime", "__init__"},
+    {"errors", "runtime", "__init__"},
+    {"files"},
+    {"config", "imaging"},
     {"storage"},
     {"data", "models"},
     {"metrics"},
     {"training", "generation"},
-    {"cli"},
+    {"cli", "__main__"},
 ]
 
 
@@ -35,8 +37,8 @@ def top_package(module: str) -> str:
     return module.split(".")[1] if "." in module else module
 
 
-def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "dcgan")
+def shape(root: Path) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """(name, lines, parameters) of every function, and every import against the layers."""
     rows, edges = [], defaultdict(set)
     for path in sorted(root.rglob("*.py")):
         module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
@@ -44,26 +46,36 @@ def main() -> None:
         rows += list(functions(tree, str(path.relative_to(root.parent))))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dcgan"):
-                targets = (
-                    [node.module]
-                    if node.module != "dcgan"
-                    else [f"dcgan.{alias.name}" for alias in node.names]
-                )
+                if node.module == "dcgan":  # modules, or a name of the package (__version__)
+                    targets = [
+                        f"dcgan.{alias.name}"
+                        if (root / alias.name).is_dir() or (root / f"{alias.name}.py").is_file()
+                        else "dcgan.__init__"
+                        for alias in node.names
+                    ]
+                else:
+                    targets = [node.module]
                 for target in targets:
                     edges[top_package(module)].add(top_package(target))
+    layer_of = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    upward = [
+        f"{a} -> {b}"
+        for a, targets in sorted(edges.items())
+        for b in sorted(targets)
+        if a != b and layer_of.get(b, len(LAYERS)) > layer_of.get(a, -1)
+    ]
+    return rows, upward
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "dcgan")
+    rows, upward = shape(root)
     print("longest functions (lines):")
     for name, length, _ in sorted(rows, key=lambda r: -r[1])[:8]:
         print(f"  {length:4d}  {name}")
     print("most parameters:")
     for name, _, count in sorted(rows, key=lambda r: -r[2])[:8]:
         print(f"  {count:4d}  {name}")
-    layer_of = {name: i for i, layer in enumerate(LAYERS) for name in layer}
-    upward = [
-        f"{a} -> {b}"
-        for a, targets in sorted(edges.items())
-        for b in sorted(targets)
-        if a != b and layer_of.get(b, -1) > layer_of.get(a, len(LAYERS))
-    ]
     print("imports against the layers:", ", ".join(upward) if upward else "none")
 
 

@@ -50,10 +50,11 @@ def main() -> None:
     import_tensorflow()
     from dcgan.config import DataConfig
     from dcgan.data.sources import load_images
-    from dcgan.generation.sampling import LoadedGenerator, load_generator, run_config
+    from dcgan.generation.loading import load_generator, run_config
     from dcgan.metrics import scores
     from dcgan.metrics.evaluation import generated_images
     from dcgan.metrics.features import random_extractor
+    from dcgan.models.loaded import LoadedGenerator
     from dcgan.models.networks import inference_generator
     from dcgan.storage import checkpoints, run_folder
 
@@ -71,7 +72,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             run = runs[variant, seed]
             config = run_config(run_folder.open_run_dir(run))
-            for step, path in run_folder.list_checkpoints(run / "checkpoints"):
+            for step, path in checkpoints.list_checkpoints(run / "checkpoints"):
                 live = inference_generator(config)
                 checkpoints.restore_checkpoint({"generator": live}, path, partial=True)
                 pair = kid(LoadedGenerator(live, str(path))), kid(load_generator(path))

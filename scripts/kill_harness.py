@@ -38,14 +38,11 @@ os.environ.setdefault("DCGAN_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dcgan.config import load as load_config  # noqa: E402
+from dcgan.files.writing import TEMPORARY_PATTERN  # noqa: E402
 from dcgan.runtime import import_tensorflow  # noqa: E402
-from dcgan.storage.run_folder import (  # noqa: E402
-    TEMPORARY_PATTERN,
-    RunDir,
-    latest_checkpoint,
-    list_checkpoints,
-    read_metrics,
-)
+from dcgan.storage.checkpoints import latest_checkpoint, list_checkpoints  # noqa: E402
+from dcgan.storage.metrics_file import read_metrics  # noqa: E402
+from dcgan.storage.run_folder import RunDir  # noqa: E402
 
 RESUMED = re.compile(r"resumed .* from (step-\d+)")
 # When each kill lands, and how often: aimed kills wait for that write's temporary to appear.

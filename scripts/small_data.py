@@ -80,7 +80,7 @@ def main() -> None:
     from dcgan import imaging
     from dcgan.config import DataConfig
     from dcgan.data.sources import load_images
-    from dcgan.generation.sampling import load_generator
+    from dcgan.generation.loading import load_generator
     from dcgan.metrics import scores
     from dcgan.metrics.evaluation import generated_images
     from dcgan.metrics.features import random_extractor

@@ -7,4 +7,5 @@ source scripts/_venv.sh
 ensure_venv "[test]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest "$@"
+# One worker per core, at most four: each test process runs TensorFlow's own threads.
+.venv/bin/python -m pytest -n auto --maxprocesses 4 "$@"

@@ -8,7 +8,7 @@ from dcgan.runtime import import_tensorflow
 
 import_tensorflow()
 
-from dcgan.storage.run_folder import read_metrics  # noqa: E402
+from dcgan.storage.metrics_file import read_metrics  # noqa: E402
 from dcgan.training.callbacks import Progress  # noqa: E402
 
 LOGS = {"d_loss": 1.25, "g_loss": 0.75, "d_real": 0.6, "d_fake": 0.4}

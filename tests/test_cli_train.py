@@ -24,6 +24,8 @@ from PIL import Image
 
 from dcgan.cli import main
 
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
+
 
 def test_train_resume_and_every_artifact(runner, tmp_path):
     config_path = write_config(tmp_path, tiny_config(tmp_path))
@@ -72,8 +74,7 @@ def test_train_resume_and_every_artifact(runner, tmp_path):
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 5
 
-    from dcgan.storage.checkpoints import checkpoint_values
-    from dcgan.storage.run_folder import latest_checkpoint
+    from dcgan.storage.checkpoints import checkpoint_values, latest_checkpoint
 
     step, path = latest_checkpoint(run / "checkpoints")
     values = checkpoint_values(path)
@@ -91,8 +92,7 @@ def test_resume_restores_the_exact_weights(runner, tmp_path):
 
     from dcgan.config import load
     from dcgan.models.adversarial import checkpoint_objects
-    from dcgan.storage.checkpoints import restore_checkpoint
-    from dcgan.storage.run_folder import latest_checkpoint
+    from dcgan.storage.checkpoints import latest_checkpoint, restore_checkpoint
     from dcgan.training.loop import build_gan
 
     gan = build_gan(load(run / "config.yaml"))

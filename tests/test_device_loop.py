@@ -40,6 +40,8 @@ from dcgan.storage.checkpoints import checkpoint_values  # noqa: E402
 from dcgan.training import callbacks, execution  # noqa: E402
 from dcgan.training.writer import BackgroundWriter  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
+
 
 def train(runner, *args: str):
     return runner.invoke(main, ["train", *[str(a) for a in args]])
@@ -167,17 +169,17 @@ def test_a_resume_inside_a_k_step_run_matches_an_unbroken_run_bit_for_bit(runner
 def nan_at_step_6(monkeypatch):
     """D's loss is NaN at the sixth step a run takes, counted in the graph: the middle of
     the call that runs steps 5..8 when K is 4."""
-    from dcgan.models import adversarial as gan_module
+    from dcgan.models.losses import NonSaturating
 
     count = tf.Variable(0, dtype=tf.int64)
-    real_d_loss = gan_module.d_loss_of
+    real_d_loss = NonSaturating.d_loss
 
-    def poisoned(objective, real, fake):
-        loss = real_d_loss(objective, real, fake)
+    def poisoned(self, real, fake):
+        loss = real_d_loss(self, real, fake)
         sixth = tf.equal(count.assign_add(1), 6)
         return tf.where(sixth, tf.constant(float("nan"), loss.dtype), loss)
 
-    monkeypatch.setattr(gan_module, "d_loss_of", poisoned)
+    monkeypatch.setattr(NonSaturating, "d_loss", poisoned)
 
 
 def test_a_nan_in_the_middle_of_a_call_names_its_own_step(runner, tmp_path, nan_at_step_6):
@@ -346,10 +348,11 @@ def test_every_callback_of_a_run_is_async_safe(tmp_path):
     config = Config(**{**tiny_config(tmp_path), "eval": {"every": 3}})
     gan = train_module.build_gan(config)
     images = np.zeros((10, 16, 16, 1), np.uint8)
-    side_effects = train_module._side_effects(
-        config, RunDir(tmp_path / "run"), gan, {}, np.zeros((4, 8), np.float32), images,
-        random_extractor(), None, BackgroundWriter(), 0, io.StringIO(),
+    session = train_module._Session(
+        config, RunDir(tmp_path / "run"), None, gan, {}, 0, np.zeros((4, 8), np.float32),
+        images, random_extractor(),
     )  # fmt: skip
+    side_effects = train_module._side_effects(session, 0, None, BackgroundWriter(), io.StringIO())
     assert {type(c).__name__ for c in side_effects} >= {"DivergenceGuard", "Evaluation"}
     assert all(c.async_safe for c in side_effects)
     assert callbacks.StepCallbacks(side_effects, gan).needs_numbers == []

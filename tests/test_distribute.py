@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import run_dirs, tiny_config, write_config
 
-from dcgan.storage.run_folder import METRIC_NAMES, read_metrics
+from dcgan.storage.metrics_file import METRIC_NAMES, read_metrics
+
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
 
 # Mirrored and multi-worker steps reduce the same sums in another order: float32 noise.
 LOSS_TOLERANCE = 1e-4

@@ -18,8 +18,9 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import tiny_config, write_config  # noqa: E402
 
 from dcgan.cli import main  # noqa: E402
-from dcgan.generation.sampling import LoadedGenerator, load_generator  # noqa: E402
+from dcgan.generation.loading import load_generator  # noqa: E402
 from dcgan.metrics import evaluation, features  # noqa: E402
+from dcgan.models.loaded import LoadedGenerator  # noqa: E402
 from dcgan.storage.run_folder import RunDir  # noqa: E402
 
 
@@ -135,6 +136,7 @@ def test_an_exported_generator_alone_cannot_be_evaluated(trained_run):
     assert "needs a run directory or a checkpoint inside one" in result.output
 
 
+@pytest.mark.slow
 def test_inception_features_from_a_weights_file_in_keras_format(trained_run, tmp_path):
     # Random weights in the layout of Keras' published file (legacy HDF5, no top).
     model = keras.applications.InceptionV3(

@@ -10,7 +10,7 @@ from conftest import run_dirs, tiny_config, write_config
 from dcgan.cli import main
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
-from dcgan.storage.run_folder import read_metrics
+from dcgan.storage.metrics_file import read_metrics
 from dcgan.training import execution
 
 

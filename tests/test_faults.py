@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import checkpoint_steps, run_dirs, snapshot, tiny_config, write_config
 
 from dcgan.cli import main
-from dcgan.storage.run_folder import TEMPORARY_PATTERN
+from dcgan.files.writing import TEMPORARY_PATTERN
+
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
 
 
 def dcgan(*args: str, preexec=None, wrap: list[str] | None = None):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from dcgan import imaging
 from dcgan.cli import main
+from dcgan.models import latents
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_same_seed_gives_byte_identical_files_in_any_batch_size(trained_run, tmp
 
 
 def test_truncation_scales_the_latent(trained_run, tmp_path):
-    from dcgan.generation.sampling import latent_stream
+    from dcgan.models.latents import latent_stream
 
     (plain,) = latent_stream(3, 4, 8, 64)
     (half,) = latent_stream(3, 4, 8, 64, truncation=0.5)
@@ -78,7 +79,9 @@ def test_truncation_scales_the_latent(trained_run, tmp_path):
 
 
 def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch):
-    from dcgan.generation.sampling import LoadedGenerator, load_generator, write_samples
+    from dcgan.generation.loading import load_generator
+    from dcgan.generation.sampling import write_samples
+    from dcgan.models.loaded import LoadedGenerator
 
     seen = []
     original = LoadedGenerator.images
@@ -185,11 +188,11 @@ def test_bad_options_exit_2(trained_run, args, expected):
 
 def test_slerp_keeps_the_norm_and_its_end_points():
     a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
-    np.testing.assert_array_equal(imaging.slerp(a, b, 0.0), a)
-    np.testing.assert_allclose(imaging.slerp(a, b, 1.0), b, atol=1e-7)
-    assert np.linalg.norm(imaging.slerp(a, b, 0.5)) == pytest.approx(1.0)
-    assert np.linalg.norm(imaging.lerp(a, b, 0.5)) == pytest.approx(np.sqrt(0.5))
-    np.testing.assert_allclose(imaging.slerp(a, a, 0.3), a)  # parallel: no division by zero
+    np.testing.assert_array_equal(latents.slerp(a, b, 0.0), a)
+    np.testing.assert_allclose(latents.slerp(a, b, 1.0), b, atol=1e-7)
+    assert np.linalg.norm(latents.slerp(a, b, 0.5)) == pytest.approx(1.0)
+    assert np.linalg.norm(latents.lerp(a, b, 0.5)) == pytest.approx(np.sqrt(0.5))
+    np.testing.assert_allclose(latents.slerp(a, a, 0.3), a)  # parallel: no division by zero
 
 
 def test_interpolate_grid_gif_and_end_points_equal_the_seeds_images(trained_run, tmp_path):
@@ -276,6 +279,7 @@ def test_gif_of_a_run_still_training_with_one_grid(tmp_path):
     assert result.exit_code == 2 and "no sample grids yet" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
 def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt):
     out = tmp_path / ("g.keras" if fmt == "keras" else "g_savedmodel")
@@ -296,7 +300,7 @@ def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt)
         check=True,
         capture_output=True,
     )
-    from dcgan.generation.sampling import load_generator
+    from dcgan.generation.loading import load_generator
 
     expected = load_generator(trained_run).model(latents, training=False)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(expected), atol=1e-6)
@@ -318,7 +322,8 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
     shutil.copytree(trained_run, killed)
     (killed / "train.lock").write_text("999999999 on host since then\n")
 
-    from dcgan.storage.run_folder import RunDir, training_lock
+    from dcgan.storage.lock import training_lock
+    from dcgan.storage.run_folder import RunDir
 
     with training_lock(RunDir(running)):
         result = invoke("runs", runs)

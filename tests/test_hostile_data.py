@@ -191,6 +191,21 @@ def test_cifar_pickle_naming_other_globals_is_refused(tmp_path, module, name, ar
     assert not marker.exists()
 
 
+class _Uninitialised:
+    """Pickles as a direct call of numpy.ndarray: (300,000, 3072) bytes from 60 in the file."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((300_000, 3072), "u1"))
+
+
+def test_cifar_pickle_that_allocates_an_array_it_does_not_hold_is_refused(tmp_path):
+    crafted = pickle.dumps({b"data": _Uninitialised(), b"labels": [0]}, protocol=2)
+    assert len(crafted) < 200
+    folder = cifar_folder(tmp_path, crafted)
+    with pytest.raises(DataError, match=r"batch_1: refuses to load numpy.ndarray called directly"):
+        load("cifar10", folder, channels=3)
+
+
 def test_cifar_pickle_in_the_tar_archive_is_refused(tmp_path):
     marker = tmp_path / "code-ran"
     archive = tar_of(

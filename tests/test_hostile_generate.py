@@ -87,23 +87,23 @@ def whole_pngs(folder: Path) -> list[str]:
 @pytest.fixture
 def nothing_loads(monkeypatch):
     """An option out of bounds is refused before any generator is loaded."""
-    from dcgan.generation import sampling
+    from dcgan.generation import loading
 
     def refuse(path):
         raise AssertionError("the command ran with an option out of bounds")
 
-    monkeypatch.setattr(sampling, "load_generator", refuse)
+    monkeypatch.setattr(loading, "load_generator", refuse)
 
 
 @pytest.fixture
 def no_images(monkeypatch):
     """A walk too long is refused before any image is made."""
-    from dcgan.generation import sampling
+    from dcgan.models.loaded import LoadedGenerator
 
     def refuse(self, latents, batch_size=64):
         raise AssertionError("images were made for a walk out of bounds")
 
-    monkeypatch.setattr(sampling.LoadedGenerator, "images", refuse)
+    monkeypatch.setattr(LoadedGenerator, "images", refuse)
 
 
 class MemoryGuard:
@@ -142,17 +142,17 @@ class MemoryGuard:
 
 @pytest.fixture
 def memory_guard(monkeypatch):
-    from dcgan.generation import sampling
+    from dcgan.generation import loading
 
     guard = MemoryGuard()
-    load = sampling.load_generator
+    load = loading.load_generator
 
     def load_then_trace(path):
         generator = load(path)
         guard.start()
         return generator
 
-    monkeypatch.setattr(sampling, "load_generator", load_then_trace)
+    monkeypatch.setattr(loading, "load_generator", load_then_trace)
     yield guard
     guard.stop()
 
@@ -261,10 +261,9 @@ def test_existing_files_are_found_from_the_folder_not_from_every_name(
     ("args", "expected"),
     [
         (["sample", "--batch-size", "100000"], "'--batch-size': 100000 is not in the range"),
-        (["sample", "--seed", str(2**40)], "'--seed': 1099511627776 is not in the range"),
         (["interpolate", "--steps", "1000000"], "'--steps': 1000000 is not in the range 2<=x<=256"),
         (["interpolate", "--batch-size", "100000"], "x<=1024"),
-        (["evaluate", "-n", "1000000000"], "'-n': 1000000000 is not in the range 10<=x<=20000"),
+        (["evaluate", "-n", "1000000000"], "'-n': 1000000000 is not in the range 10<=x<=50000"),
         (["evaluate", "--max-real", "1000000000"], "'--max-real': 1000000000 is not in the"),
         (["nearest", "--rate-samples", "1000000000"], "'--rate-samples': 1000000000 is not"),
     ],

@@ -2,8 +2,8 @@
 in a run, damaged run files, and a listing or resume that must survive them.
 
 Each case fails on the code before the issue (a hang, a traceback, a file outside the run
-written, a finished run replaced). Cases that could hang or exhaust memory on broken code
-run the CLI in a subprocess with a timeout and a memory limit.
+written, a finished run replaced). Cases that could hang run under an alarm; bombs run the
+CLI in a subprocess with a memory limit.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import run_dirs, save_image, snapshot, tiny_config, write_config
 from PIL import Image
 
@@ -45,6 +48,32 @@ def cli(*args: str, timeout: float = 120, memory: int | None = None) -> subproce
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"dcgan {' '.join(args)[:200]} did not finish in {timeout} s")
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str, timeout: int = 120) -> Ran:
+    """The command in this process, under an alarm: a hang fails the test, not the suite.
+    Cheaper than cli() by TensorFlow's import; cli() is for bombs that need a memory limit."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"did not finish in {timeout} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(timeout)
+    try:
+        result = CliRunner().invoke(main, list(args))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if isinstance(result.exception, TimeoutError):
+        pytest.fail(f"dcgan {' '.join(args)[:200]} {result.exception}")
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def one_error_line(output: str) -> str:
@@ -90,7 +119,14 @@ def nested(depth: int) -> str:
 
 
 CONFIG_CASES = {
-    "billion laughs": (lambda t: BILLION_LAUGHS, "aliases (*name) are not allowed in a config"),
+    "billion laughs": (
+        lambda t: BILLION_LAUGHS,
+        "line 1, column 1: expands to more than 10,000 values (aliases inside aliases)",
+    ),
+    "an alias inside itself": (
+        lambda t: "train: &t\n  diffaugment: [*t]\n",
+        "an alias refers to the collection it is in",
+    ),
     "nested 5,000 deep": (lambda t: nested(5000), "nested more than 32 levels deep"),
     "over a MiB": (lambda t: "# " + "x" * (2 * 2**20) + "\n", "is 2.0 MiB, over the 1.0 MiB"),
     "a 500 KB value": (lambda t: f"name: {'x' * 500_000}\n", "(500,002 characters))"),
@@ -130,6 +166,15 @@ def test_a_hostile_config_is_one_short_line_in_bounded_memory(tmp_path, case):
     line = one_error_line(result.stdout + result.stderr)
     assert expected in line
     assert len(line) < 400
+
+
+def test_anchors_and_aliases_still_work(runner, tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text("train:\n  g_lr: &lr 1.0e-4\n  d_lr: *lr\n", encoding="utf-8")
+    result = runner.invoke(main, ["train", "--config", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    train = yaml.safe_load(result.output)["train"]
+    assert train["g_lr"] == train["d_lr"] == 1.0e-4
 
 
 @pytest.mark.parametrize(
@@ -195,7 +240,7 @@ def test_a_file_planted_as_a_link_in_a_run_is_never_written_through(finished, tm
     victim.write_text("precious\n")
     (run / name).unlink(missing_ok=True)
     (run / name).symlink_to(victim)
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6")
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
     assert result.returncode == 2, result.stderr[-2000:]
     line = one_error_line(result.stderr)
     assert f"{run / name}: is a symbolic link; dcgan never writes through links" in line
@@ -208,7 +253,7 @@ def test_a_run_subfolder_planted_as_a_link_is_refused(finished, tmp_path):
     shutil.move(run / "samples", elsewhere)
     (run / "samples").symlink_to(elsewhere)
     before = sorted(p.name for p in elsewhere.iterdir())
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6")
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
     assert result.returncode == 2
     assert "samples: is a symbolic link" in one_error_line(result.stderr)
     assert sorted(p.name for p in elsewhere.iterdir()) == before
@@ -219,7 +264,7 @@ def test_a_fifo_in_a_run_folder_is_refused_without_blocking(finished, tmp_path, 
     run = copy_of(finished, tmp_path)
     (run / name).unlink(missing_ok=True)
     os.mkfifo(run / name)
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6", timeout=90)
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6", timeout=90)
     assert result.returncode == 2, result.stderr[-2000:]
     line = one_error_line(result.stderr)
     assert f"{run / name}: is a FIFO (named pipe)" in line
@@ -282,7 +327,7 @@ def test_damaged_fixed_latents_are_one_line_naming_the_file(finished, tmp_path, 
     else:
         np.save(path, np.full((4, 8), np.nan, np.float32))
     before = snapshot(run)
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6")
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
     assert result.returncode == 2, result.stderr[-2000:]
     assert expected in one_error_line(result.stderr)
     after = snapshot(run)
@@ -304,7 +349,7 @@ def foreign_files(samples: Path) -> None:
 def test_gif_leaves_out_foreign_files_in_samples(finished, tmp_path):
     run = copy_of(finished, tmp_path)
     foreign_files(run / "samples")
-    result = cli("gif", str(run), "--force", timeout=60)
+    result = invoke("gif", str(run), "--force", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "progress.gif: 3 frames, steps 0..4" in result.stdout
     assert "left out samples/step-0000001.png: 70x50 RGB, not 38x38 L" in result.stderr
@@ -317,9 +362,9 @@ def test_gif_leaves_out_foreign_files_in_samples(finished, tmp_path):
 def test_a_resumed_run_finishes_with_foreign_files_in_samples(finished, tmp_path):
     run = copy_of(finished, tmp_path)
     foreign_files(run / "samples")
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6", timeout=300)
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "progress.gif: left out 3 file(s) of samples/" in result.stderr
+    assert "progress.gif: left out 3 file(s) of samples/" in (run / "train.log").read_text()
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 4  # steps 0, 2, 4, 6
     assert (run / "checkpoints" / "step-0000006").is_dir()
@@ -332,7 +377,7 @@ def test_metrics_rows_that_are_not_numbers_do_not_stop_a_resumed_run(finished, t
         stream.write("4," + "9" * 200_000 + ",1,1,1,1\n")
         stream.write("x,1,1,1,1,1\n")
     plot = (run / "losses.png").stat().st_mtime_ns
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6", timeout=300)
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "losses.png").stat().st_mtime_ns != plot
     steps = [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]]
@@ -372,7 +417,7 @@ def break_lock_fifo(run: Path) -> str:
 
 def break_config_bomb(run: Path) -> str:
     (run / "config.yaml").write_text(BILLION_LAUGHS)
-    return "aliases (*name) are not allowed in a config"
+    return "expands to more than 10,000 values (aliases inside aliases)"
 
 
 @pytest.mark.parametrize(
@@ -410,7 +455,7 @@ def test_a_finished_run_without_checkpoints_is_not_trained_again_from_zero(finis
     run = copy_of(finished, tmp_path)
     shutil.rmtree(run / "checkpoints")
     before = snapshot(run)
-    result = cli("train", "--resume", str(run), "--set", "train.steps=6")
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
     assert result.returncode == 2, result.stderr[-2000:]
     line = one_error_line(result.stderr)
     assert f"{run}: trained to step 4 but has no checkpoint left in checkpoints/" in line
@@ -447,7 +492,7 @@ def test_a_fifo_among_checkpoint_files_is_refused_without_blocking(finished, tmp
         if command == "train"
         else ["sample", "--ckpt", str(run), "-n", "2", "--out", str(tmp_path / "out")]
     )
-    result = cli(*args, timeout=90)
+    result = invoke(*args, timeout=90)
     assert result.returncode == 2, result.stderr[-2000:]
     line = one_error_line(result.stderr)
     assert f"{data}: is a FIFO (named pipe), not a checkpoint file" in line
@@ -461,12 +506,12 @@ def test_models_that_do_not_fit_in_memory_are_one_line_and_leave_no_run(
     def out_of_memory(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(dcgan.train, "build_gan", out_of_memory)
+    monkeypatch.setattr(dcgan.training.loop, "build_gan", out_of_memory)
     config = write_config(tmp_path, tiny_config(tmp_path))
     result = runner.invoke(main, ["train", "--config", str(config)])
     assert result.exit_code == 1, result.output
     line = one_error_line(result.output)
-    assert "the models or a batch do not fit in memory: lower train.batch_size" in line
+    assert "out of memory: the data set, the models or a batch do not fit; lower" in line
     assert run_dirs(tmp_path) == []
 
 
@@ -481,3 +526,60 @@ def test_sample_does_not_write_through_a_folder_planted_as_a_link_in_its_run(
     assert result.exit_code == 2, result.output
     assert f"{run / 'generated'}: is a symbolic link" in one_error_line(result.output)
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["evaluate", "nearest"])
+def test_measurements_do_not_write_through_a_folder_planted_as_a_link(
+    runner, finished, tmp_path, command
+):
+    run = copy_of(finished, tmp_path)
+    folder = "eval" if command == "evaluate" else "nearest"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / folder).symlink_to(elsewhere)
+    args = [command, "--ckpt", str(run), "--features", "random", "-n", "10"]
+    if command == "nearest":
+        args = [command, "--ckpt", str(run), "--features", "random", "-n", "2"]
+        args += ["--rate-samples", "10"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{run / folder}: is a symbolic link" in one_error_line(result.output)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_checkpoints_folder_linked_to_another_disk_is_read(runner, finished, tmp_path):
+    """Only what a command writes must not be a link: checkpoints/ may live elsewhere."""
+    run = copy_of(finished, tmp_path)
+    shutil.move(run / "checkpoints", tmp_path / "big-disk")
+    (run / "checkpoints").symlink_to(tmp_path / "big-disk")
+    result = runner.invoke(main, ["sample", "--ckpt", str(run), "-n", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(list((run / "generated" / "seed-0").glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("command", ["train", "sample"])
+def test_a_run_folder_whose_name_is_not_utf8_is_named_and_refused(finished, tmp_path, command):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/runs/00009-caf\xe9"))
+    shutil.copytree(finished, odd)
+    args = ["train", "--resume", str(odd)] if command == "train" else ["sample", "--ckpt", str(odd)]
+    result = invoke(*args, timeout=90)
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = one_error_line(result.stderr)
+    assert "00009-caf\\xe9: is not valid UTF-8; rename it" in line
+
+
+def test_a_run_without_checkpoints_that_trained_past_its_first_is_not_started_over(
+    finished, tmp_path
+):
+    """No generator.keras (it never finished), but its metrics go past the first
+    checkpoint's step, so a checkpoint existed and was deleted."""
+    run = copy_of(finished, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    (run / "generator.keras").unlink()
+    before = snapshot(run)
+    result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "trained to step 4 but has no checkpoint left" in one_error_line(result.stderr)
+    after = snapshot(run)
+    after.pop("train.log", None), before.pop("train.log", None)
+    assert after == before

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from dcgan import imaging
+from dcgan.files import writing
 
 
 def test_to_uint8_maps_tanh_range_to_bytes():
@@ -42,7 +43,7 @@ def test_png_is_written_atomically_and_leaves_no_temporary(tmp_path):
 def test_failed_write_keeps_the_previous_file(tmp_path):
     path = tmp_path / "x.png"
     imaging.save_png(np.zeros((2, 2, 1), np.uint8), path)
-    with pytest.raises(ValueError), imaging.atomic_path(path) as tmp:
+    with pytest.raises(ValueError), writing.atomic_path(path) as tmp:
         Path(tmp).write_bytes(b"half")
         raise ValueError("crash while writing")
     assert np.asarray(Image.open(path)).shape == (2, 2)
@@ -91,12 +92,12 @@ def test_loss_plot_is_a_png(tmp_path):
 
 def test_atomic_dir_replaces_whole_and_keeps_the_old_folder_on_failure(tmp_path):
     target = tmp_path / "model"
-    with imaging.atomic_dir(target) as staging:
+    with writing.atomic_dir(target) as staging:
         (staging / "a.txt").write_text("first")
-    with imaging.atomic_dir(target) as staging:
+    with writing.atomic_dir(target) as staging:
         (staging / "b.txt").write_text("second")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    with pytest.raises(ValueError), imaging.atomic_dir(target) as staging:
+    with pytest.raises(ValueError), writing.atomic_dir(target) as staging:
         (staging / "c.txt").write_text("half")
         raise ValueError("crash while writing")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
@@ -108,8 +109,8 @@ def test_atomic_writes_get_the_modes_of_ordinary_files(tmp_path):
 
     umask = os.umask(0)
     os.umask(umask)
-    imaging.atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
-    with imaging.atomic_dir(tmp_path / "step") as staging:
+    writing.atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    with writing.atomic_dir(tmp_path / "step") as staging:
         (staging / "x").write_text("x")
     # Not mkstemp's 0600 and mkdtemp's 0700, under which nobody else could read the run:
     # what open() and mkdir() would have made.
@@ -124,13 +125,26 @@ def test_failed_write_keeps_the_old_file_and_names_the_path(tmp_path, monkeypatc
     from dcgan.errors import OutputError
 
     target = tmp_path / "metrics.csv"
-    imaging.atomic_write_text(target, "old\n")
+    writing.atomic_write_text(target, "old\n")
 
     def full_disk(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(imaging.os, "replace", full_disk)
+    monkeypatch.setattr(writing.os, "replace", full_disk)
     with pytest.raises(OutputError, match=f"{target}: cannot write: No space left on device"):
-        imaging.atomic_write_text(target, "new\n")
+        writing.atomic_write_text(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+
+
+def test_a_progress_gif_of_more_grids_than_it_holds_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(imaging, "MAX_GIF_FRAMES", 3)
+    grids = []
+    for step in range(0, 70, 10):
+        path = tmp_path / f"step-{step:07d}.png"
+        imaging.save_png(np.full((4, 4, 1), step, np.uint8), path)
+        grids.append((step, path))
+    made = imaging.write_progress_gif(grids, tmp_path / "progress.gif")
+    assert made.steps == [0, 30, 60] and made.thinned_from == 7
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == 3

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
+
+
 HARNESS = Path(__file__).resolve().parent.parent / "scripts" / "kill_harness.py"
 
 

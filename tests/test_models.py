@@ -12,7 +12,7 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from dcgan.models.adversarial import bce_with_logits  # noqa: E402
+from dcgan.models.losses import bce_with_logits  # noqa: E402
 from dcgan.models.networks import (  # noqa: E402
     FusedBatchNormalization,
     build_discriminator,

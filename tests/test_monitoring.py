@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,11 @@ from tensorflow.core.util import event_pb2  # noqa: E402
 
 from dcgan.cli import main  # noqa: E402
 from dcgan.metrics.features import random_extractor  # noqa: E402
-from dcgan.storage.run_folder import RunDir, read_metrics  # noqa: E402
+from dcgan.storage.metrics_file import read_metrics  # noqa: E402
+from dcgan.storage.run_folder import RunDir  # noqa: E402
 from dcgan.training import callbacks  # noqa: E402
+
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
 
 
 def invoke(*args):
@@ -60,20 +65,24 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
 def test_kid_diversity_and_copy_rate_reach_metrics_csv_tensorboard_and_the_plot(evaluated_run):
     rows = {int(row["step"]): row for row in read_metrics(evaluated_run / "metrics.csv")}
     assert sorted(rows) == [3, 6]
-    for step in (3, 6):
-        assert float(rows[step]["kid"]) == pytest.approx(float(rows[step]["kid"]))
+    logged = scalars(evaluated_run)
+    text = (evaluated_run / "train.log").read_text()
+    assert [step for step, _ in logged["kid"]] == [3, 6]
+    for (step, kid), in_log in zip(
+        logged["kid"], re.findall(r"step \d+: KID (\S+)", text), strict=True
+    ):
+        # One measurement, three places: the CSV row, TensorBoard and the log line.
+        assert float(rows[step]["kid"]) == pytest.approx(kid, rel=1e-4)
+        assert float(in_log) == pytest.approx(kid, rel=1e-2, abs=1e-4)
         assert 0.0 <= float(rows[step]["copy_rate"]) <= 1.0  # 64 images: checked
         assert float(rows[step]["diversity"]) > 0
         assert 0.0 <= float(rows[step]["d_accuracy"]) <= 1.0
-    logged = scalars(evaluated_run)
-    assert [step for step, _ in logged["kid"]] == [3, 6]
-    assert logged["kid"][0][1] == pytest.approx(float(rows[3]["kid"]), rel=1e-4)
-    assert "d_accuracy" in logged and "diversity" in logged
+    assert float(rows[3]["kid"]) != float(rows[6]["kid"])  # G changed between them
+    assert {"d_accuracy", "diversity", "copy_rate"} <= set(logged)
     with Image.open(evaluated_run / "losses.png") as plot:
         assert plot.size == (1200, 450)  # the third panel: evaluation
-    text = (evaluated_run / "train.log").read_text()
     assert "measuring in random-convnet-64" in text  # no Inception weights offline
-    assert "step 3: KID" in text and "(random-convnet-64)" in text
+    assert "(random-convnet-64)" in text
 
 
 def test_the_best_checkpoint_is_kept_apart_and_is_the_lowest_kid(evaluated_run):
@@ -84,7 +93,7 @@ def test_the_best_checkpoint_is_kept_apart_and_is_the_lowest_kid(evaluated_run):
     assert best["kid"] == pytest.approx(min(kids.values()), rel=1e-5)
     assert best["features"] == "random-convnet-64"
     # The rolling checkpoints never count or delete it.
-    from dcgan.storage.run_folder import list_checkpoints
+    from dcgan.storage.checkpoints import list_checkpoints
 
     assert all(path.name != "best" for _, path in list_checkpoints(evaluated_run / "checkpoints"))
 
@@ -103,32 +112,42 @@ def test_every_ckpt_command_accepts_the_best_checkpoint(evaluated_run, tmp_path)
     assert result.exit_code == 0, result.output
 
 
-def test_a_resumed_run_keeps_its_best_unless_it_beats_it(evaluated_run, tmp_path):
-    run = RunDir(evaluated_run)
-    before = callbacks.read_best(run)
-    result = invoke("train", "--resume", evaluated_run, "--set", "train.steps=9")
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    """A copy to resume: the shared run stays as its fixture made it, whatever runs first."""
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.mark.parametrize("earlier_kid, replaced", [(-1.0, False), (1e9, True)])
+def test_a_resumed_run_keeps_its_best_unless_it_beats_it(
+    evaluated_run, tmp_path, earlier_kid, replaced
+):
+    run = copy_of(evaluated_run, tmp_path)
+    best_json = run / "checkpoints" / "best" / "best.json"
+    earlier = {"step": 3, "kid": earlier_kid, "features": "random-convnet-64"}
+    best_json.write_text(json.dumps(earlier))
+    result = invoke("train", "--resume", run, "--set", "train.steps=9")
     assert result.exit_code == 0, result.output
-    after = callbacks.read_best(run)
-    rows = read_metrics(evaluated_run / "metrics.csv")
-    kid_at_9 = float(next(row["kid"] for row in rows if row["step"] == "9"))
-    if kid_at_9 < before["kid"]:
-        assert after["step"] == 9
-    else:
-        assert after == before
+    after = callbacks.read_best(RunDir(run))
+    if replaced:  # every KID of the resumed steps beats 1e9; the last evaluation wins
+        kids = {int(row["step"]): float(row["kid"]) for row in read_metrics(run / "metrics.csv")}
+        assert after["step"] == min((s for s in kids if s > 6), key=kids.get)
+        assert after["kid"] == pytest.approx(kids[after["step"]], rel=1e-5)
+    else:  # nothing beats -1
+        assert after == earlier
 
 
-def test_a_best_chosen_in_another_feature_space_is_replaced(evaluated_run):
-    best_json = evaluated_run / "checkpoints" / "best" / "best.json"
+def test_a_best_chosen_in_another_feature_space_is_replaced(evaluated_run, tmp_path):
+    run = copy_of(evaluated_run, tmp_path)
+    best_json = run / "checkpoints" / "best" / "best.json"
     # As if Inception weights were cached during an earlier part of the run.
     best_json.write_text(json.dumps({"step": 1, "kid": -1.0, "features": "inception_v3_pool"}))
-    steps = 3 * (
-        1 + max(int(row["step"]) for row in read_metrics(evaluated_run / "metrics.csv")) // 3
-    )
-    result = invoke("train", "--resume", evaluated_run, "--set", f"train.steps={steps}")
+    result = invoke("train", "--resume", run, "--set", "train.steps=9")
     assert result.exit_code == 0, result.output
     best = json.loads(best_json.read_text())
-    assert best["features"] == "random-convnet-64" and best["step"] == steps
-    assert "does not compare with random-convnet-64" in (evaluated_run / "train.log").read_text()
+    assert best["features"] == "random-convnet-64" and best["step"] == 9
+    assert "does not compare with random-convnet-64" in (run / "train.log").read_text()
 
 
 def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run):
@@ -157,8 +176,9 @@ def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_
         def images(self, latents, batch_size=64):
             return real[np.arange(len(latents)) % 5 + 10]
 
+    query = evaluation.NearestQuery(count=3, neighbours=2, rate_samples=20, seed=0)
     written, report = evaluation.write_nearest(
-        Copier(), real, random_extractor(), 3, 2, 20, 0, tmp_path, force=False
+        Copier(), real, random_extractor(), query, tmp_path, force=False
     )
     assert report["copy_rate"] == 1.0
     assert report["shown_nearest_pixel_distances"] == [0.0, 0.0, 0.0]
@@ -210,12 +230,15 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
 
 
 def test_the_copy_rate_warning_fires_when_the_rate_passes_the_limit_and_climbs(caplog, tmp_path):
-    training = np.zeros((67, 4, 4, 1), np.uint8)
-    evaluation = callbacks.Evaluation(
-        RunDir(tmp_path), {}, lambda: None, training[:10], random_extractor(),
-        every=10, num_samples=10, total_steps=100, start_step=0,
-        monitors=callbacks.Monitors(), copy_reference=training, copy_warning=0.2,
+    from dcgan.config import EvalConfig
+
+    training = callbacks.Training(
+        run=RunDir(tmp_path), objects={}, generator=lambda: None,
+        monitors=callbacks.Monitors(), start_step=0, total_steps=100,
     )  # fmt: skip
+    settings = EvalConfig(every=10, num_samples=10, copy_rate_warning=0.2)
+    images = np.zeros((67, 4, 4, 1), np.uint8)
+    evaluation = callbacks.Evaluation(training, settings, images, random_extractor())
     caplog.set_level(logging.WARNING, logger="dcgan")
     for step, rate in ((10, 0.05), (20, 0.3), (30, 0.5), (40, 0.4), (50, 0.45)):
         evaluation._warn_on_copies(step, rate)

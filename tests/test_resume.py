@@ -14,11 +14,13 @@ from conftest import checkpoint_steps, metric_steps, run_dirs, snapshot, tiny_co
 
 from dcgan.cli import main
 from dcgan.runtime import import_tensorflow
-from dcgan.storage.run_folder import read_metrics
+from dcgan.storage.metrics_file import read_metrics
 
 import_tensorflow()
 
 from dcgan.storage.checkpoints import checkpoint_values  # noqa: E402
+
+pytestmark = pytest.mark.slow  # trains models: -m "not slow" leaves it out
 
 
 def train(runner, *args: str):
@@ -90,7 +92,8 @@ def test_second_writer_is_refused_naming_the_process(runner, tmp_path):
     (run,) = run_dirs(tmp_path)
     before = snapshot(run)
 
-    from dcgan.storage.run_folder import RunDir, training_lock
+    from dcgan.storage.lock import training_lock
+    from dcgan.storage.run_folder import RunDir
 
     with training_lock(RunDir(run)):
         result = train(runner, "--resume", str(run), "--set", "train.steps=4")
@@ -108,7 +111,8 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(runner, tmp_path):
     (run,) = run_dirs(tmp_path)
     hold_and_die = (
         "import os, sys\n"
-        "from dcgan.rundir import RunDir, training_lock\n"
+        "from dcgan.storage.lock import training_lock\n"
+        "from dcgan.storage.run_folder import RunDir\n"
         "with training_lock(RunDir(__import__('pathlib').Path(sys.argv[1]))):\n"
         "    print(os.getpid(), flush=True)\n"
         "    os.kill(os.getpid(), 9)\n"

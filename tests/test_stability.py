@@ -17,7 +17,7 @@ import keras  # noqa: E402
 
 from dcgan.cli import main  # noqa: E402
 from dcgan.data import augment  # noqa: E402
-from dcgan.generation.sampling import load_generator  # noqa: E402
+from dcgan.generation.loading import load_generator  # noqa: E402
 from dcgan.models.networks import (  # noqa: E402
     STANDING_LATENTS,
     STANDING_SEED,

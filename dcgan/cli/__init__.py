@@ -1,5 +1,38 @@
-"""The `dcgan` command."""
+"""The `dcgan` command, grouped by task: train (train), a run's files (runs, gif),
+pictures (sample, interpolate, export) and measurements (evaluate, nearest). Each command
+parses, calls one function and maps errors to one line and an exit code. TensorFlow is
+imported inside command bodies, so `dcgan --help` and config errors answer at once."""
 
-from dcgan.cli.app import main
+from __future__ import annotations
 
-__all__ = ["main"]
+import logging
+import sys
+
+import click
+
+from dcgan import __version__
+from dcgan.cli.generate import export, interpolate, sample
+from dcgan.cli.measure import evaluate, nearest
+from dcgan.cli.runs import gif, runs
+from dcgan.cli.train import train
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("dcgan")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("dcgan: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dcgan")
+def main() -> None:
+    """Train Deep Convolutional GANs on your images and turn them into pictures."""
+    _setup_logging()
+
+
+for command in (train, sample, interpolate, gif, export, evaluate, nearest, runs):
+    main.add_command(command)

@@ -27,18 +27,8 @@ from numpy.lib import format as npy_format
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dcgan.config import DataConfig
-from dcgan.errors import DataError
-from dcgan.safe_files import (
-    GiB,
-    MiB,
-    UnsafeFile,
-    check_zip,
-    open_regular,
-    printable,
-    read_bytes,
-    shorten,
-    size_text,
-)
+from dcgan.errors import DataError, printable, shorten
+from dcgan.files.reading import GiB, MiB, UnsafeFile, check_zip, open_regular, read_bytes, size_text
 
 log = logging.getLogger(__name__)
 
@@ -453,6 +443,24 @@ def _latin1_bytes(text: object, encoding: object) -> bytes:
     raise _ForbiddenGlobal("_codecs.encode with other than (text, 'latin1')")
 
 
+class _NdarrayClass:
+    """What the file gets for numpy.ndarray: usable only as _reconstruct's first argument.
+    Called directly, ndarray(shape, dtype) would allocate any size the file asks for;
+    through _reconstruct an array starts empty and is filled from the file's own bytes."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _ForbiddenGlobal("numpy.ndarray called directly (it would allocate any size)")
+
+
+_NUMPY_RECONSTRUCT = np.empty(0).__reduce__()[0]
+
+
+def _reconstruct(cls: object, shape: object, dtype: object) -> np.ndarray:
+    if cls is not _NdarrayClass or shape != (0,):
+        raise _ForbiddenGlobal("numpy's _reconstruct with other than (ndarray, (0,), ...)")
+    return _NUMPY_RECONSTRUCT(np.ndarray, shape, dtype)
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """An unpickler that builds numpy arrays and plain containers and nothing else: a
     pickle names the functions it calls, and only numpy's own array reconstruction is a
@@ -461,7 +469,6 @@ class _CifarUnpickler(pickle.Unpickler):
 
     # numpy's own functions, taken from an array rather than imported by the names a file
     # gives: numpy 1 calls its module numpy.core, numpy 2 numpy._core.
-    _reconstruct = np.empty(0).__reduce__()[0]
     # Protocol 5 (Python 3.14's default) stores a contiguous array as its buffer, rebuilt
     # by numpy's _frombuffer (np.frombuffer, then reshape): no more able to run code.
     _frombuffer = np.empty(1).__reduce_ex__(5)[0]
@@ -470,7 +477,7 @@ class _CifarUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy.core.numeric", "_frombuffer"): _frombuffer,
         ("numpy._core.numeric", "_frombuffer"): _frombuffer,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NdarrayClass,
         ("numpy", "dtype"): np.dtype,
         # The published batches are Python 2 pickles, whose byte strings need no function.
         # Python 3 writes bytes under protocol 2 (no bytes opcode before protocol 3) as

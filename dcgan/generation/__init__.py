@@ -1,0 +1,1 @@
+"""From a trained generator to files: loading --ckpt, samples, latent walks, exports."""

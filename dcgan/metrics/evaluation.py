@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dcgan import imaging
 from dcgan.errors import RunDirError
-from dcgan.generation.sampling import LoadedGenerator, latent_stream
+from dcgan.files import writing
+from dcgan.files.reading import UnsafeFile, open_regular
 from dcgan.metrics import scores
 from dcgan.metrics.features import FeatureExtractor
-from dcgan.safe_files import UnsafeFile, open_regular
+from dcgan.models.latents import latent_stream
+from dcgan.models.loaded import LoadedGenerator
+from dcgan.storage import run_folder
 from dcgan.storage.run_folder import RunDir
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ def real_features(
     evaluations during and after training pay for them once."""
     if run is None:
         return extractor.features(images)
+    run_folder.refuse_links(run, ("eval",))
     path = run.eval_dir / f"real-{extractor.name}-{len(images)}.npy"
     if path.is_file():
         try:
@@ -59,8 +64,8 @@ def real_features(
         except (OSError, ValueError, EOFError, UnsafeFile):
             pass  # a damaged cache is recomputed
     features = extractor.features(images)
-    imaging.make_folder(path.parent)
-    with imaging.atomic_path(path) as tmp, open(tmp, "wb") as stream:
+    writing.make_folder(path.parent)
+    with writing.atomic_path(path) as tmp, open(tmp, "wb") as stream:
         np.save(stream, features)
     return features
 
@@ -114,45 +119,54 @@ def require_run(generator: LoadedGenerator) -> RunDir:
 
 def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Path:
     """<run>/eval/<checkpoint>-<space>.json: one file per checkpoint and feature space."""
+    run_folder.refuse_links(require_run(generator), ("eval",))
     return require_run(generator).eval_dir / f"{_checkpoint_stem(generator)}-{extractor.name}.json"
 
 
 def write_results(results: dict, path: Path) -> None:
-    imaging.make_folder(path.parent)
-    imaging.atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+    writing.make_folder(path.parent)
+    writing.atomic_write_text(path, json.dumps(results, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class NearestQuery:
+    """What `dcgan nearest` shows: count samples, each beside its neighbours nearest
+    training images; the copy rate measured on rate_samples samples; latents from seed."""
+
+    count: int = 8
+    neighbours: int = 4
+    rate_samples: int = 1000
+    seed: int = 0
 
 
 def write_nearest(
     generator: LoadedGenerator,
     real_images: np.ndarray,
     extractor: FeatureExtractor,
-    count: int,
-    neighbours: int,
-    rate_samples: int,
-    seed: int,
+    query: NearestQuery,
     out: Path,
     force: bool,
 ) -> tuple[list[Path], dict]:
     """The memorisation check: a grid whose rows are one generated sample, its nearest
     training images in pixels, then its nearest in features (a grey tile between), and the
     copy rate of rate_samples samples, as <stem>.png and <stem>.json in out."""
-    stem = f"{_checkpoint_stem(generator)}-seed-{seed}"
+    stem = f"{_checkpoint_stem(generator)}-seed-{query.seed}"
     grid_path, json_path = out / f"{stem}.png", out / f"{stem}.json"
-    imaging.refuse_existing([grid_path, json_path], force)
-    samples = generated_images(generator, max(count, rate_samples), seed)
-    shown = samples[:count]
+    writing.refuse_existing([grid_path, json_path], force)
+    samples = generated_images(generator, max(query.count, query.rate_samples), query.seed)
+    shown = samples[: query.count]
     real_pixels = imaging.from_uint8(real_images)
     by_pixels, pixel_distances = scores.nearest(
-        imaging.from_uint8(shown).reshape(count, -1),
+        imaging.from_uint8(shown).reshape(query.count, -1),
         real_pixels.reshape(len(real_images), -1),
-        neighbours,
+        query.neighbours,
     )
     real = real_features(generator.run, real_images, extractor)
-    by_features, _ = scores.nearest(extractor.features(shown), real, neighbours)
+    by_features, _ = scores.nearest(extractor.features(shown), real, query.neighbours)
     gap = np.full_like(shown[:1], 128)
     tiles = [
         tile
-        for i in range(count)
+        for i in range(query.count)
         for tile in (
             shown[i : i + 1],
             gap,
@@ -161,22 +175,22 @@ def write_nearest(
             real_images[by_features[i]],
         )
     ]
-    columns = 1 + 1 + neighbours + 1 + neighbours
-    imaging.make_folder(out, "--out")
+    columns = 1 + 1 + query.neighbours + 1 + query.neighbours
+    writing.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(tiles), columns=columns), grid_path)
-    copies = scores.copy_rate(imaging.from_uint8(samples[:rate_samples]), real_pixels)
+    copies = scores.copy_rate(imaging.from_uint8(samples[: query.rate_samples]), real_pixels)
     report = {
         "checkpoint": generator.source,
         "features": extractor.name,
         "training_images": len(real_images),
-        "samples": rate_samples,
+        "samples": query.rate_samples,
         "copy_rate": copies.rate,
         "copy_threshold": copies.threshold,
         "copy_quantile": copies.quantile,
         "median_nearest_distance": float(np.median(copies.sample_distances)),
         "shown_nearest_pixel_distances": pixel_distances[:, 0].round(4).tolist(),
     }
-    imaging.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    writing.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     return [grid_path, json_path], report
 
 

@@ -8,50 +8,37 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan.config import Config
 from dcgan.data.augment import diff_augment
+from dcgan.models.losses import Loss, NonSaturating, make_loss
 
 
 @dataclass(frozen=True)
 class Objective:
-    """What the adversarial game optimises: the loss pair, its extras and D's view."""
+    """What the adversarial game optimises: the loss object, D's updates per G update, and
+    the augmentations every image D sees goes through."""
 
-    loss: str = "bce"  # bce | hinge | lsgan | wgan-gp
-    gp_weight: float = 10.0
-    label_smoothing: float = 0.0  # one-sided: the real target is 1 - this
-    d_steps: int = 1
-    augment: tuple[str, ...] = ()  # DiffAugment policies applied to every image D sees
+    loss: Loss = NonSaturating()
+    d_steps: int = 1  # D updates per G update, each on its own batch of real images
+    augment: tuple[str, ...] = ()  # DiffAugment policies
 
-    @property
-    def decision(self) -> float | None:
-        """The output value that separates 'real' from 'fake' in D's accuracy; None for
-        the WGAN critic, whose scores have no fixed boundary."""
-        return {"bce": 0.0, "hinge": 0.0, "lsgan": 0.5}.get(self.loss)
+    def images_per_step(self, batch_size: int) -> int:
+        """Real images the data pipeline hands one training step: a batch per D update."""
+        return batch_size * self.d_steps
 
-
-def bce_with_logits(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
-    """Binary cross-entropy computed from logits, stable for any logit magnitude."""
-    labels = tf.fill(tf.shape(logits), tf.constant(labels_value, logits.dtype))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+    def d_batches(self, real_images: tf.Tensor) -> list[tf.Tensor]:
+        """A step's real images as the batches of its D updates."""
+        return tf.split(real_images, self.d_steps)
 
 
-def d_loss_of(objective: Objective, real: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
-    """D's loss from its outputs on real and fake images (the gradient penalty aside)."""
-    real_target = 1.0 - objective.label_smoothing
-    if objective.loss == "bce":
-        return bce_with_logits(real_target, real) + bce_with_logits(0.0, fake)
-    if objective.loss == "hinge":
-        return tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
-    if objective.loss == "lsgan":
-        return 0.5 * tf.reduce_mean((real - real_target) ** 2) + 0.5 * tf.reduce_mean(fake**2)
-    return tf.reduce_mean(fake) - tf.reduce_mean(real)  # wgan-gp
-
-
-def g_loss_of(objective: Objective, fake: tf.Tensor) -> tf.Tensor:
-    if objective.loss == "bce":
-        return bce_with_logits(1.0, fake)  # the non-saturating loss of the GAN paper
-    if objective.loss == "lsgan":
-        return 0.5 * tf.reduce_mean((fake - 1.0) ** 2)
-    return -tf.reduce_mean(fake)  # hinge and wgan-gp
+def objective_for(config: Config) -> Objective:
+    """The objective train.* asks for."""
+    train = config.train
+    return Objective(
+        loss=make_loss(train.loss, train.label_smoothing, train.gp_weight),
+        d_steps=train.d_steps,
+        augment=tuple(train.diffaugment),
+    )
 
 
 class DCGAN(keras.Model):
@@ -189,41 +176,30 @@ class DCGAN(keras.Model):
             images = diff_augment(images, self.objective.augment, key)
         return self.discriminator(images, training=training)
 
-    def _gradient_penalty(self, real_images, fake_images, salt: int):
-        """WGAN-GP (Gulrajani et al., 2017): (|grad D(x)| - 1)^2 at random points between
-        real and fake images."""
-        shape = [tf.shape(real_images)[0], 1, 1, 1]
-        mix = tf.random.stateless_uniform(shape, self._key(2000 + salt))
-        between = mix * real_images + (1.0 - mix) * fake_images
-        with tf.GradientTape() as tape:
-            tape.watch(between)
-            scores = self._d_sees(between, salt=3000 + salt)
-        grads = tf.cast(tape.gradient(scores, between), tf.float32)
-        norms = tf.sqrt(tf.reduce_sum(grads**2, axis=[1, 2, 3]) + 1e-12)
-        return tf.reduce_mean((norms - 1.0) ** 2)
-
     def _d_update(self, real_images, fake_images, salt: int):
         """One D step on a batch of real and (detached) fake images."""
         d_vars = self.discriminator.trainable_variables
+        loss = self.objective.loss
         with tf.GradientTape() as d_tape:
             real_out = self._d_sees(real_images, salt=2 * salt)
             fake_out = self._d_sees(fake_images, salt=2 * salt + 1)
-            d_loss = d_loss_of(self.objective, real_out, fake_out)
-            if self.objective.loss == "wgan-gp":
-                penalty = self._gradient_penalty(real_images, fake_images, salt)
-                d_loss += self.objective.gp_weight * penalty
+            d_loss = loss.d_loss(real_out, fake_out) + loss.penalty(
+                lambda images: self._d_sees(images, salt=3000 + salt),
+                real_images,
+                fake_images,
+                lambda shape: tf.random.stateless_uniform(shape, self._key(2000 + salt)),
+            )
             scaled_d_loss = _scaled(self.d_optimizer, d_loss)
         self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
         return d_loss, real_out, fake_out
 
     def train_step(self, real_images):
-        steps = self.objective.d_steps
-        # The dataset hands each step d_steps batches at once: one per D update.
-        batch_size = tf.shape(real_images)[0] // steps
+        loss = self.objective.loss
+        *extra_batches, real_batch = self.objective.d_batches(real_images)
+        batch_size = tf.shape(real_batch)[0]
         g_vars = self.generator.trainable_variables
-        for extra in range(1, steps):
+        for extra, reals in enumerate(extra_batches, start=1):
             fakes = self.generator(self._latents(batch_size, (extra,)), training=True)
-            reals = real_images[extra * batch_size : (extra + 1) * batch_size]
             self._d_update(reals, tf.stop_gradient(fakes), salt=extra)
 
         # One batch of fakes serves the last D update and the G update (as in PyTorch's
@@ -233,10 +209,10 @@ class DCGAN(keras.Model):
             fake_images = self.generator(self._latents(batch_size), training=True)
             with g_tape.stop_recording():
                 d_loss, real_out, fake_out = self._d_update(
-                    real_images[:batch_size], tf.stop_gradient(fake_images), salt=0
+                    real_batch, tf.stop_gradient(fake_images), salt=0
                 )
             # The updated D judges the same fakes for G's step.
-            g_loss = g_loss_of(self.objective, self._d_sees(fake_images, salt=999))
+            g_loss = loss.g_loss(self._d_sees(fake_images, salt=999))
             scaled_g_loss = _scaled(self.g_optimizer, g_loss)
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
         if self.ema_weights:
@@ -246,14 +222,9 @@ class DCGAN(keras.Model):
         self._watch_divergence(d_loss, g_loss)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        probability = self.objective.loss == "bce"
-        self.d_real_tracker.update_state(
-            tf.reduce_mean(tf.sigmoid(real_out) if probability else real_out)
-        )
-        self.d_fake_tracker.update_state(
-            tf.reduce_mean(tf.sigmoid(fake_out) if probability else fake_out)
-        )
-        self.d_accuracy_tracker.update_state(self._d_accuracy(real_out, fake_out))
+        self.d_real_tracker.update_state(tf.reduce_mean(loss.as_reported(real_out)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(loss.as_reported(fake_out)))
+        self.d_accuracy_tracker.update_state(loss.accuracy(real_out, fake_out))
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages a multi-worker step's outputs along axis 0, which a scalar
@@ -291,18 +262,6 @@ class DCGAN(keras.Model):
         self.diverged_at.assign(0)
         self.diverged_losses.assign([0.0, 0.0])
 
-    def _d_accuracy(self, real_out, fake_out):
-        """The share of real and fake images that D put on the right side of its boundary
-        (for the WGAN critic: of the midpoint between its mean real and fake scores)."""
-        boundary = self.objective.decision
-        if boundary is None:
-            boundary = 0.5 * (tf.reduce_mean(real_out) + tf.reduce_mean(fake_out))
-        right = tf.concat(
-            [tf.cast(real_out > boundary, tf.float32), tf.cast(fake_out <= boundary, tf.float32)],
-            axis=0,
-        )
-        return tf.reduce_mean(right)
-
     def _update_ema(self):
         # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): the average
         # forgets the random initial weights within the first hundreds of steps instead of
@@ -338,30 +297,31 @@ def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.O
 def make_gan(
     generator: keras.Model,
     discriminator: keras.Model,
-    *,
-    seed: int,
-    g_lr: float,
-    d_lr: float,
-    beta1: float,
-    beta2: float,
-    objective: Objective = Objective(),
-    ema_decay: float | None = None,
+    config: Config,
     loss_scaling: bool = False,
     jit_compile: bool = False,
 ) -> DCGAN:
-    """loss_scaling: wrap both Adams in a LossScaleOptimizer (float16 needs it: small
+    """G and D as the adversarial model the config describes, compiled with one Adam each.
+    loss_scaling: wrap both Adams in a LossScaleOptimizer (float16 needs it: small
     gradients underflow); jit_compile: XLA for the training step."""
+    train = config.train
 
     def adam(lr: float, name: str) -> keras.optimizers.Optimizer:
-        optimizer = keras.optimizers.Adam(lr, beta_1=beta1, beta_2=beta2, name=name)
+        optimizer = keras.optimizers.Adam(lr, beta_1=train.beta1, beta_2=train.beta2, name=name)
         if loss_scaling:
             return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         return optimizer
 
-    gan = DCGAN(generator, discriminator, seed=seed, objective=objective, ema_decay=ema_decay)
+    gan = DCGAN(
+        generator,
+        discriminator,
+        seed=config.seed,
+        objective=objective_for(config),
+        ema_decay=config.model.ema,
+    )
     gan.compile(
-        d_optimizer=adam(d_lr, "d_adam"),
-        g_optimizer=adam(g_lr, "g_adam"),
+        d_optimizer=adam(train.d_lr, "d_adam"),
+        g_optimizer=adam(train.g_lr, "g_adam"),
         jit_compile=jit_compile,
     )
     return gan

@@ -1,4 +1,7 @@
-"""Checkpoints: one folder per step, written whole then renamed, the last K kept."""
+"""Checkpoints: one folder per step, written whole then renamed, the last K kept.
+
+Finding them needs no TensorFlow (`dcgan runs` lists runs without it); reading and
+writing them imports it when called."""
 
 from __future__ import annotations
 
@@ -8,13 +11,34 @@ import stat
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from dcgan.errors import OutputError, RunDirError
-from dcgan.imaging import atomic_dir
-from dcgan.safe_files import kind_of
-from dcgan.storage.run_folder import CHECKPOINT_PREFIX as PREFIX
-from dcgan.storage.run_folder import checkpoint_dir, list_checkpoints
+from dcgan.files.reading import kind_of
+from dcgan.files.writing import atomic_dir
+
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
+CHECKPOINT_PREFIX = "ckpt"  # files inside a checkpoint folder: ckpt.index, ckpt.data-*
+
+
+def checkpoint_dir(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:07d}"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in step order (a folder only gets its name once it is whole)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if match and (path / f"{CHECKPOINT_PREFIX}.index").is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:
@@ -36,9 +60,11 @@ def write_checkpoint(
     """objects as a checkpoint folder at target, with extra_files (name -> text) beside it,
     all landing together; a failed write is an OutputError naming target and leaves what
     was there before."""
+    import tensorflow as tf
+
     try:
         with atomic_dir(target) as staging:
-            tf.train.Checkpoint(**objects).write(str(staging / PREFIX))
+            tf.train.Checkpoint(**objects).write(str(staging / CHECKPOINT_PREFIX))
             for name, text in (extra_files or {}).items():
                 (staging / name).write_text(text, encoding="utf-8")
     except tf.errors.OpError as exc:  # TensorFlow's own writes fail with these, not OSError
@@ -52,17 +78,19 @@ def restore_checkpoint(
     """Load a checkpoint folder into objects; a mismatch is a RunDirError, not a traceback.
     partial: objects may be a subset of the checkpoint; optional: keys of objects that
     the checkpoint may lack (state added in a later version)."""
+    import tensorflow as tf
+
     _refuse_special_files(path)
     required = {key: value for key, value in objects.items() if key not in optional}
     extra = {key: value for key, value in objects.items() if key in optional}
     try:
-        status = tf.train.Checkpoint(**required).read(str(path / PREFIX))
+        status = tf.train.Checkpoint(**required).read(str(path / CHECKPOINT_PREFIX))
         if partial:
             status.expect_partial()
         else:
             status.assert_existing_objects_matched()
         if extra:
-            tf.train.Checkpoint(**extra).read(str(path / PREFIX)).expect_partial()
+            tf.train.Checkpoint(**extra).read(str(path / CHECKPOINT_PREFIX)).expect_partial()
     except Exception as exc:  # a damaged file fails in many ways (IndexError: truncated data)
         raise RunDirError(
             f"{path}: cannot restore this checkpoint (different architecture or a damaged "
@@ -75,7 +103,7 @@ def _refuse_special_files(path: Path) -> None:
     good, a device (/dev/zero) would be read without end."""
     for entry in path.iterdir():
         mode = entry.stat().st_mode if entry.exists() else 0
-        if entry.name.startswith(PREFIX) and not stat.S_ISREG(mode):
+        if entry.name.startswith(CHECKPOINT_PREFIX) and not stat.S_ISREG(mode):
             raise RunDirError(
                 f"{entry}: is {kind_of(mode)}, not a checkpoint file; this checkpoint "
                 "cannot be restored"
@@ -85,7 +113,9 @@ def _refuse_special_files(path: Path) -> None:
 def checkpoint_values(path: Path) -> dict[str, np.ndarray]:
     """Every value a checkpoint folder holds, by its name in the checkpoint: weights, Adam
     slots, the step, the random states, the running averages."""
-    prefix = str(path / PREFIX)
+    import tensorflow as tf
+
+    prefix = str(path / CHECKPOINT_PREFIX)
     reader = tf.train.load_checkpoint(prefix)
     return {
         name: reader.get_tensor(name)

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import shutil
-import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from dcgan.config import parse_yaml
-from dcgan.errors import DcganError, OutputError, RunDirError
-from dcgan.safe_files import (
-    MiB,
-    UnsafeFile,
-    open_no_follow,
-    open_regular,
-    read_text,
-    refused_link,
-    shorten,
-)
+from dcgan.errors import RunDirError, require_utf8
+from dcgan.files import writing
+from dcgan.files.writing import refused_link
+from dcgan.storage.checkpoints import latest_checkpoint
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
-CHECKPOINT_PREFIX = "ckpt"  # files inside a checkpoint folder: ckpt.index, ckpt.data-*
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")  # DCGAN.metrics
-# Measured now and then (sample grids, evaluations): empty in the other rows.
-MONITOR_NAMES = ("diversity", "kid", "copy_rate")
-METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec", *MONITOR_NAMES)
-# Every row has these, also in runs written before d_accuracy and the monitors existed.
-REQUIRED_COLUMNS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")
 
 
 @dataclass(frozen=True)
@@ -112,72 +91,6 @@ class RunDir:
         return sorted(found)
 
 
-def checkpoint_dir(folder: Path, step: int) -> Path:
-    return folder / f"step-{step:07d}"
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in step order (a folder only gets its name once it is whole)."""
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        match = CHECKPOINT_PATTERN.match(path.name)
-        if match and (path / f"{CHECKPOINT_PREFIX}.index").is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
-
-
-MAX_METRICS_BYTES = 256 * MiB  # a million rows at log_every 1 is about 100 MB
-
-
-def read_metrics(path: Path) -> list[dict[str, str]]:
-    """Complete rows of metrics.csv in step order, the last one written for a step winning:
-    Ctrl-C in the middle of a write can leave a step twice or a row cut short. A row whose
-    step or required values are not numbers is left out (the file may have been edited);
-    so is a monitor value that is not one."""
-    if not path.is_file():
-        return []
-    text = read_text_lenient(path, MAX_METRICS_BYTES, "metrics file")
-    lines = text.splitlines()
-    if not lines:
-        return []
-    header = lines[0].split(",")
-    rows = {}
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(","), strict=False))
-        step = row.get("step") or ""
-        if not step.isdigit() or not all(_is_number(row.get(c)) for c in REQUIRED_COLUMNS):
-            continue
-        for name in MONITOR_NAMES:
-            if name in row and not _is_number(row[name]):
-                row[name] = ""
-        rows[int(step)] = row
-    return [rows[step] for step in sorted(rows)]
-
-
-def _is_number(text: str | None) -> bool:
-    # Our own rows hold only "%.6g" and "%.1f" numbers: no quotes, no commas in a field.
-    if not text or len(text) > 32:
-        return False
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def read_text_lenient(path: Path, limit: int, what: str) -> str:
-    """A regular file of at most limit bytes as text, bytes that are not UTF-8 replaced."""
-    with open_regular(path, limit, what) as stream:
-        return stream.read(limit).decode("utf-8", "replace")
-
-
 def create_run_dir(output_dir: Path, name: str) -> RunDir:
     """A new numbered folder: one more than the highest number already in output_dir."""
     try:
@@ -234,6 +147,7 @@ def worker_scratch(source: RunDir | None) -> Iterator[RunDir]:
 
 def open_run_dir(path: Path) -> RunDir:
     """An existing run; refuses folders that are not one."""
+    require_utf8(path, "run folder")
     if not path.exists():
         raise RunDirError(f"{path}: no such run directory")
     if not path.is_dir():
@@ -244,190 +158,35 @@ def open_run_dir(path: Path) -> RunDir:
     return run
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    name: str
-    source: str
-    size: str
-    step: int
-    total_steps: int | None
-    d_loss: float | None
-    g_loss: float | None
-    last_sample: str
-    state: str  # finished | stopped | running | broken
-    problem: str | None = None  # why a broken run could not be read
-
-
-# What the tool writes directly in a run folder. atomic_path replaces a file by renaming
-# (a link at its name is replaced, not followed), but a linked folder, or a link where a
-# file is opened in place (the log, the lock), would send writes outside the run.
-WRITTEN_IN_RUN = (
+TRAINING_WRITES = (
     "config.yaml", "fixed_noise.npy", "metrics.csv", "losses.png", "generator.keras",
     "progress.gif", "train.log", "train.lock", "samples", "checkpoints", "logs", "eval",
-    "generated", "interpolations", "export", "nearest",
 )  # fmt: skip
 
 
-def refuse_links(run: RunDir) -> None:
-    """A RunDirError if anything the tool writes in run is a symbolic link."""
-    for name in WRITTEN_IN_RUN:
+def refuse_links(run: RunDir, names: tuple[str, ...] = TRAINING_WRITES) -> None:
+    """A RunDirError if one of names in run, which a command is about to write, is a
+    symbolic link. atomic_path replaces a file by renaming (a link at its name is replaced,
+    not followed), but a linked folder, or a link where a file is opened in place (the log,
+    the lock), would send the writes outside the run. What a command only reads may be a
+    link (checkpoints/ on another disk)."""
+    for name in names:
         if (run.root / name).is_symlink():
             raise RunDirError(refused_link(run.root / name))
 
 
-def _lock_text(fd: int) -> str:
-    """What train.lock says: "PID on HOST since TIME" (empty for a new file)."""
-    return os.pread(fd, 200, 0).decode("utf-8", "replace")
-
-
-def _lock_holder(text: str) -> int | None:
-    first = text.split(maxsplit=1)[0] if text.strip() else ""
-    return int(first) if first.isdigit() else None
-
-
-@contextmanager
-def training_lock(run: RunDir) -> Iterator[int | None]:
-    """One writer per run: an exclusive flock on train.lock, which names its process.
-
-    The kernel drops the lock when its process dies, however it dies, so a lock left by a
-    killed run is taken over without any guessing from pids or ages. Yields the pid of the
-    process whose stale lock was taken over, if any.
-    """
-    refuse_links(run)
-    while True:
-        try:
-            fd = open_no_follow(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except UnsafeFile as exc:
-            raise RunDirError(str(exc)) from None
-        except OSError as exc:
-            raise RunDirError(f"{run.lock}: cannot create the run's lock: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_text(fd)
-            os.close(fd)
-            pid = _lock_holder(holder)
-            who = holder.strip() or "(unknown)"
-            raise RunDirError(
-                f"{run.root}: is being trained by process {who}; stop it"
-                f"{f' (kill {pid})' if pid else ''} or wait for it to finish"
-            ) from None
-        # The holder may have finished and unlinked the file between our open and flock:
-        # then this lock guards nothing, and the next round opens the new file.
-        try:
-            if os.fstat(fd).st_ino == os.stat(run.lock).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        previous = _lock_holder(_lock_text(fd))
-        try:
-            os.ftruncate(fd, 0)
-            holder = f"{os.getpid()} on {socket.gethostname()} since {time.ctime()}\n"
-            os.pwrite(fd, holder.encode(), 0)
-        except OSError as exc:  # a full disk
-            raise OutputError(f"{run.lock}: cannot write the run's lock: {exc.strerror}") from None
-        yield previous if previous != os.getpid() else None
-    finally:
-        run.lock.unlink(missing_ok=True)
-        os.close(fd)  # after the unlink: nobody can lock the old file and think it current
-
-
-def training_pid(run: RunDir) -> int | None:
-    """The process training this run now, if any (it holds train.lock)."""
-    try:
-        fd = open_no_follow(run.lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise RunDirError(f"{run.lock}: cannot read: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _lock_holder(_lock_text(fd)) or -1
-    finally:
-        os.close(fd)  # also drops our shared lock, if we got it
-    return None
-
-
-TEMPORARY_PATTERN = re.compile(r"^\..+\.tmp")
-
-
 def remove_stale_temporaries(run: RunDir) -> int:
-    """Delete what writers killed mid-write left: imaging.atomic_path's and atomic_dir's
+    """Delete what writers killed mid-write left: writing.atomic_path's and atomic_dir's
     hidden `.name.*.tmp*` files and folders. Only safe under the run's lock."""
     removed = 0
     for folder in (run.root, run.samples, run.checkpoints):
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():
-            if TEMPORARY_PATTERN.match(entry.name):
+            if writing.TEMPORARY_PATTERN.match(entry.name):
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
                 removed += 1
     return removed
-
-
-MAX_CONFIG_BYTES = MiB
-
-
-def summarize(run: RunDir) -> RunSummary:
-    """What `dcgan runs` shows for one run; a run it cannot read is shown as broken, with
-    the reason, rather than stopping the listing."""
-    try:
-        return _summarize(run)
-    except (DcganError, OSError, ValueError, yaml.YAMLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return RunSummary(
-            name=run.root.name,
-            source="?",
-            size="?",
-            step=0,
-            total_steps=None,
-            d_loss=None,
-            g_loss=None,
-            last_sample="-",
-            state="broken",
-            problem=shorten(reason.replace(str(run.root) + "/", ""), 120),
-        )
-
-
-def _summarize(run: RunDir) -> RunSummary:
-    raw = parse_yaml(read_text(run.config, MAX_CONFIG_BYTES, "config file")) or {}
-    if not isinstance(raw, dict):
-        raise RunDirError(f"config.yaml is a {type(raw).__name__}, not a mapping of keys")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
-    rows = read_metrics(run.metrics)
-    latest = latest_checkpoint(run.checkpoints)
-    step = max(int(rows[-1]["step"]) if rows else 0, latest[0] if latest else 0)
-    total = train.get("steps") if isinstance(train.get("steps"), int) else None
-    grids = run.sample_grids()
-    if training_pid(run) is not None:
-        state = "running"
-    elif run.generator.is_file() and total is not None and step >= total:
-        state = "finished"
-    else:
-        state = "stopped"
-    size, channels = data.get("image_size", "?"), data.get("channels", "?")
-    return RunSummary(
-        name=run.root.name,
-        source=shorten(str(data.get("source", "?")), 20),
-        size=shorten(f"{size}x{size}x{channels}", 20),
-        step=step,
-        total_steps=total,
-        d_loss=float(rows[-1]["d_loss"]) if rows else None,
-        g_loss=float(rows[-1]["g_loss"]) if rows else None,
-        last_sample=grids[-1][1].name if grids else "-",
-        state=state,
-    )
-
-
-def list_runs(folder: Path) -> list[RunSummary]:
-    if not folder.is_dir():
-        raise RunDirError(f"{folder}: no such folder of runs")
-    runs = [RunDir(p) for p in sorted(folder.iterdir()) if RUN_PATTERN.match(p.name)]
-    return [summarize(run) for run in runs if run.root.is_dir() and run.config.exists()]

@@ -20,6 +20,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,21 +29,18 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import imaging
-from dcgan.generation.sampling import latent_stream
-from dcgan.metrics import device_scores, scores
+from dcgan.config import EvalConfig
+from dcgan.files import writing
+from dcgan.files.reading import UnsafeFile, read_text
+from dcgan.metrics import device_scores, evaluation, scores
 from dcgan.metrics.device_scores import DeviceKid
 from dcgan.metrics.evaluation import EVAL_SEED, real_features
 from dcgan.metrics.features import FeatureExtractor
 from dcgan.models.adversarial import nonfinite_variable
-from dcgan.safe_files import UnsafeFile, read_text
+from dcgan.models.latents import latent_stream
 from dcgan.storage import checkpoints
-from dcgan.storage.run_folder import (
-    METRIC_NAMES,
-    METRICS_COLUMNS,
-    MONITOR_NAMES,
-    RunDir,
-    read_metrics,
-)
+from dcgan.storage.metrics_file import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, read_metrics
+from dcgan.storage.run_folder import RunDir
 from dcgan.training.writer import BackgroundWriter, Job
 
 log = logging.getLogger(__name__)
@@ -239,7 +237,7 @@ class MetricsLog(Periodic):
         csv_writer = csv.writer(text)
         csv_writer.writerow(METRICS_COLUMNS)
         csv_writer.writerows(self.rows)
-        imaging.atomic_write_text(self.path, text.getvalue())
+        writing.atomic_write_text(self.path, text.getvalue())
 
     def log(self, step: int) -> None:
         if step <= self.last_logged:
@@ -491,6 +489,18 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+@dataclass(frozen=True)
+class Training:
+    """What the side effects of one fit() share."""
+
+    run: RunDir
+    objects: dict  # what a checkpoint holds
+    generator: Callable[[], keras.Model]  # G as samples, evaluation and export see it
+    monitors: Monitors
+    start_step: int
+    total_steps: int
+
+
 class Evaluation(Periodic):
     """KID of num_samples generated images against the training data every `every` steps
     and when the run finishes; the checkpoint with the lowest KID so far is kept in
@@ -506,29 +516,24 @@ class Evaluation(Periodic):
 
     def __init__(
         self,
-        run: RunDir,
-        objects: dict,
-        generator: Callable[[], keras.Model],
-        real_images: np.ndarray,
+        training: Training,
+        settings: EvalConfig,
+        images: np.ndarray,
         extractor: FeatureExtractor,
-        every: int,
-        num_samples: int,
-        total_steps: int,
-        start_step: int,
-        monitors: Monitors,
-        copy_reference: np.ndarray | None = None,
-        copy_warning: float = 0.2,
     ):
-        """real_images: what KID compares with; copy_reference: the training images the
-        copy rate is measured against (None: no copy check)."""
-        super().__init__(every, start_step)
-        if every <= 0:
-            raise ValueError(f"Evaluation: every must be positive, got {every}")
-        self.run, self.objects, self.generator = run, objects, generator
-        self.real_images, self.extractor = real_images, extractor
-        self.num_samples, self.total = num_samples, total_steps
-        self.monitors, self.copy_warning = monitors, copy_warning
-        self.copy_reference = None if copy_reference is None else imaging.from_uint8(copy_reference)
+        """images: the training images. KID compares with eval.num_samples of them; the copy
+        rate is measured against all of them on a data set of at most
+        eval.copy_check_max_images."""
+        super().__init__(settings.every, training.start_step)
+        if not settings.every:
+            raise ValueError(f"Evaluation: every must be positive, got {settings.every}")
+        self.run, self.objects, self.generator = training.run, training.objects, training.generator
+        self.real_images = evaluation.real_subset(images, settings.num_samples)
+        self.extractor = extractor
+        self.num_samples, self.total = settings.num_samples, training.total_steps
+        self.monitors, self.copy_warning = training.monitors, settings.copy_rate_warning
+        copies_checked = len(images) <= settings.copy_check_max_images
+        self.copy_reference = imaging.from_uint8(images) if copies_checked else None
         self.last_evaluated: int | None = None
         self.last_copy_rate: float | None = None
 

@@ -97,10 +97,11 @@ def steps_per_execution(config: Config, start_step: int, step_flops: float) -> t
 def step_flops(generator: keras.Model, discriminator: keras.Model, config: Config) -> float:
     """FLOPs of one training step: per image 3G + 8D (G forward and back; D forward and
     back on the real and the fake batch and once more for G's loss), per D update."""
+    from dcgan.models.adversarial import objective_for
     from dcgan.models.networks import forward_flops
 
     per_image = 3 * forward_flops(generator) + 8 * forward_flops(discriminator)
-    return float(per_image * config.train.batch_size * config.train.d_steps)
+    return float(per_image * objective_for(config).images_per_step(config.train.batch_size))
 
 
 def _cores() -> int:

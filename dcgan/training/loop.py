@@ -1,4 +1,5 @@
-"""Train (or resume) one run: data, models, callbacks, fit, final artifacts."""
+"""Train (or resume) one run, in stages: prepare, restore, load the data, plan the calls,
+fit (with its rollbacks), finish."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ from dcgan import imaging
 from dcgan.config import Config
 from dcgan.data.pipeline import make_distributed_dataset
 from dcgan.data.sources import load_images
-from dcgan.errors import ConfigError, OutOfMemory, OutputError, RunDirError, TrainingDiverged
+from dcgan.errors import (
+    ConfigError,
+    OutOfMemory,
+    OutputError,
+    RunDirError,
+    TrainingDiverged,
+)
+from dcgan.files import writing
+from dcgan.files.reading import UnsafeFile
+from dcgan.files.writing import open_no_follow
 from dcgan.metrics import evaluation, scores
 from dcgan.metrics.features import FeatureExtractor, make_extractor
 from dcgan.models.adversarial import (
     DCGAN,
     OPTIONAL_STATES,
-    Objective,
     checkpoint_objects,
     make_gan,
     set_learning_rates,
@@ -36,8 +45,8 @@ from dcgan.models.networks import (
     inference_generator,
     standing_statistics,
 )
-from dcgan.safe_files import UnsafeFile, open_no_follow, open_regular, shorten
-from dcgan.storage import checkpoints, run_folder
+from dcgan.storage import checkpoints, lock, metrics_file, run_folder
+from dcgan.storage.fixed_noise import fixed_noise, kept_fixed_noise
 from dcgan.storage.run_folder import RunDir
 from dcgan.training import callbacks
 from dcgan.training.execution import Execution, plan, step_flops, steps_per_execution
@@ -69,27 +78,10 @@ def build_gan(config: Config, execution: Execution | None = None) -> DCGAN:
         return make_gan(
             build_generator(config, sync_norm=distributed),
             build_discriminator(config, sync_norm=distributed),
-            seed=config.seed,
-            g_lr=config.train.g_lr,
-            d_lr=config.train.d_lr,
-            beta1=config.train.beta1,
-            beta2=config.train.beta2,
-            objective=objective(config),
-            ema_decay=config.model.ema,
+            config,
             loss_scaling=bool(execution and execution.loss_scaling),
             jit_compile=bool(execution and execution.xla),
         )
-
-
-def objective(config: Config) -> Objective:
-    train = config.train
-    return Objective(
-        loss=train.loss,
-        gp_weight=train.gp_weight,
-        label_smoothing=train.label_smoothing,
-        d_steps=train.d_steps,
-        augment=tuple(train.diffaugment),
-    )
 
 
 def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
@@ -120,56 +112,14 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     return current
 
 
-def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
-    """The latent batch behind every sample grid of the run, drawn once and kept."""
-    kept = kept_fixed_noise(run, config)
-    if kept is not None:
-        return kept
-    rng = np.random.default_rng(config.seed)
-    noise = rng.standard_normal((config.output.num_samples, config.model.latent_dim))
-    noise = noise.astype(np.float32)
-    with imaging.atomic_path(run.fixed_noise) as tmp:
-        np.save(tmp, noise)
-    return noise
-
-
-def kept_fixed_noise(run: RunDir, config: Config) -> np.ndarray | None:
-    """The run's kept latents, if it has some: a float array (n, latent_dim) of finite
-    values, n at most the grid's bound; never a pickle."""
-    path, latent_dim = run.fixed_noise, config.model.latent_dim
-    if not (path.exists() or path.is_symlink()):
-        return None
-    limit = 1024 * latent_dim * 8 + 4096  # float64 at the largest output.num_samples
-    try:
-        with open_regular(path, limit, "latent file") as stream:
-            noise = np.load(stream, allow_pickle=False)
-    except UnsafeFile as exc:
-        raise RunDirError(f"{exc}; delete it to draw new latents") from None
-    except (OSError, ValueError, EOFError) as exc:  # empty, a pickle, not an .npy
-        why = shorten(str(exc) or type(exc).__name__)
-        raise RunDirError(f"{path}: not a saved latent batch ({why}); delete it") from None
-    if (
-        noise.ndim != 2
-        or noise.shape[1] != latent_dim
-        or not 0 < len(noise) <= 1024
-        or noise.dtype.kind != "f"
-        or not np.isfinite(noise).all()
-    ):
-        raise RunDirError(
-            f"{path}: not this run's latents: expected finite floats of shape (n, "
-            f"{latent_dim}), got {noise.dtype} {noise.shape}; delete it to draw new ones"
-        )
-    return noise.astype(np.float32)
-
-
 def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
     """Train run up to config.train.steps, continuing from its latest checkpoint if any.
 
     Ctrl-C stops after the current call (train.steps_per_execution steps) with a checkpoint
     and a sample grid written. Only
-    one process trains a run at a time (run_folder.training_lock).
+    one process trains a run at a time (lock.training_lock).
     """
-    with run_folder.training_lock(run) as stale_holder:
+    with lock.training_lock(run) as stale_holder:
         file_log = _log_file_handler(run)
         file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("dcgan").addHandler(file_log)
@@ -184,7 +134,7 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
                 if isinstance(exc, OSError)
                 else str(exc)
             )
-            latest = run_folder.latest_checkpoint(run.checkpoints)
+            latest = checkpoints.latest_checkpoint(run.checkpoints)
             kept = f"{latest[1].name} is intact" if latest else "no checkpoint was written yet"
             error = OutputError(f"{problem}; {kept}")
             _log_to_file(file_log, error)
@@ -194,8 +144,9 @@ def train(config: Config, run: RunDir, progress_stream=None) -> TrainResult:
             raise
         except (MemoryError, tf.errors.ResourceExhaustedError):
             error = OutOfMemory(
-                f"{run.config}: the models or a batch do not fit in memory: lower "
-                "train.batch_size, model.g_width/d_width or data.image_size"
+                f"{run.config}: out of memory: the data set, the models or a batch do not fit; "
+                "lower data.max_images, train.batch_size, model.g_width/d_width or "
+                "data.image_size"
             )
             _log_to_file(file_log, error)
             raise error from None
@@ -223,8 +174,47 @@ def _log_to_file(handler: logging.Handler, error: Exception) -> None:
     handler.handle(logging.makeLogRecord({"msg": str(error), "levelname": "ERROR"}))
 
 
+@dataclass
+class _Session:
+    """What the stages of one training share; each stage fills in what it makes."""
+
+    config: Config
+    run: RunDir
+    execution: Execution
+    gan: DCGAN
+    objects: dict  # what a checkpoint holds
+    start_step: int
+    noise: np.ndarray  # the fixed latents of the sample grids
+    images: np.ndarray | None = None
+    extractor: FeatureExtractor | None = None
+
+
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
+    session = _restore(config, run, _prepare(config, run))
+    total = config.train.steps
+    if session.start_step >= total:
+        log.info(
+            "run is already at step %d of %d: nothing to train (raise it with --set train.steps=N)",
+            session.start_step,
+            total,
+        )
+        _write_generator(session.gan, run, config)
+        _write_progress_gif(run)
+        return TrainResult(run, session.start_step, session.start_step, total, 0.0, False)
+    _load_data(session)
+    _plan_calls(session)
+    interrupted = _fit(session, progress_stream)
+    step = int(session.gan.step.numpy())
+    if not interrupted:
+        _write_generator(session.gan, run, config)
+    seconds = time.perf_counter() - began
+    return TrainResult(run, session.start_step, step, total, seconds, interrupted)
+
+
+def _prepare(config: Config, run: RunDir) -> Execution:
+    """The device plan, determinism and seeds; what a killed writer left is cleaned up,
+    and a damaged fixed_noise.npy is refused before anything loads."""
     execution = plan(config.train, run.config)
     if config.train.batch_size % execution.replicas:
         raise ConfigError(
@@ -236,101 +226,101 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     if removed := run_folder.remove_stale_temporaries(run):
         log.info("removed %d half-written file(s) left by a process that was killed", removed)
+    kept_fixed_noise(run, config)
+    return execution
 
-    kept_fixed_noise(run, config)  # a damaged file is refused before anything loads
+
+def _restore(config: Config, run: RunDir, execution: Execution) -> _Session:
+    """The models, from the run's newest checkpoint when it has one; then the run's
+    config.yaml (only once the checkpoint has loaded: a failed resume leaves it as it was)
+    and its fixed latents."""
     gan = build_gan(config, execution)
     objects = checkpoint_objects(gan)
-    latest = run_folder.latest_checkpoint(run.checkpoints)
+    latest = checkpoints.latest_checkpoint(run.checkpoints)
     if latest is not None:
         checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
         log.info("resumed %s from %s", run.root, latest[1].name)
     else:
         _refuse_starting_over(run, config)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
-    # Only once the checkpoint has loaded: a failed resume leaves the run's config as it was.
-    imaging.atomic_write_text(run.config, config.to_yaml())
+    writing.atomic_write_text(run.config, config.to_yaml())
     start_step = int(gan.step.numpy())
-    total = config.train.steps
-    noise = fixed_noise(run, config)
-    if start_step >= total:
-        log.info(
-            "run is already at step %d of %d: nothing to train (raise it with --set train.steps=N)",
-            start_step,
-            total,
-        )
-        _write_generator(gan, run, config)
-        _write_progress_gif(run)
-        return TrainResult(run, start_step, start_step, total, 0.0, interrupted=False)
+    return _Session(config, run, execution, gan, objects, start_step, fixed_noise(run, config))
 
-    images = load_images(config.data)
+
+def _load_data(session: _Session) -> None:
+    """The training images, and the feature space of the evaluations: a missing one is a
+    config problem before the first step, not a crash at the first evaluation."""
+    config = session.config
+    session.images = load_images(config.data)
     # Only now: a run that fails on its data is removed, and never announced.
-    log.info("run directory: %s", run.root)
+    log.info("run directory: %s", session.run.root)
     log.info(
         "data: %d images of %s from %s",
-        len(images),
-        "x".join(map(str, images.shape[1:])),
+        len(session.images),
+        "x".join(map(str, session.images.shape[1:])),
         config.data.source,
     )
+    if config.eval.every is not None:
+        session.extractor = make_extractor(config.eval.features, download=False)
+
+
+def _plan_calls(session: _Session) -> None:
+    """Steps per call into the compiled training function, logged with the reason."""
+    config, gan = session.config, session.gan
     log.info(
         "training %s: steps %d -> %d, batch %d%s",
         config.name,
-        start_step,
-        total,
+        session.start_step,
+        config.train.steps,
         config.train.batch_size,
         ", deterministic ops" if config.train.deterministic else "",
     )
     steps, steps_reason = steps_per_execution(
-        config, start_step, step_flops(gan.generator, gan.discriminator, config)
+        config, session.start_step, step_flops(gan.generator, gan.discriminator, config)
     )
     gan.steps_per_execution = steps  # read when fit() makes the training function
-    log.info("execution: %s; %s", execution.describe(), steps_reason)
-    # Before the first step: a missing feature space is a config problem, not a crash.
-    extractor = (
-        make_extractor(config.eval.features, download=False)
-        if config.eval.every is not None
-        else None
-    )
+    log.info("execution: %s; %s", session.execution.describe(), steps_reason)
+
+
+def _fit(session: _Session, progress_stream) -> bool:
+    """fit() from the start step to train.steps, again from the last good checkpoint after
+    each rollback; every file written (or its error raised) before it returns. True when
+    Ctrl-C or SIGTERM stopped it early."""
+    config, run, gan = session.config, session.run, session.gan
     tensorboard = tf.summary.create_file_writer(str(run.tensorboard))
     writer = BackgroundWriter()
-    if start_step == 0 and config.train.on_nan == "rollback":
+    if session.start_step == 0 and config.train.on_nan == "rollback":
         # Somewhere to roll back to before the first interval.
-        checkpoints.save_checkpoint(objects, run.checkpoints, 0, config.output.keep_checkpoints)
-    segment_start, interrupted = start_step, False
+        checkpoints.save_checkpoint(
+            session.objects, run.checkpoints, 0, config.output.keep_checkpoints
+        )
+    segment_start, interrupted = session.start_step, False
     try:
         while True:
             # The data order is a function of the step, so each segment (the whole run,
             # or the part after a rollback) asks for the batches from its first step on.
             dataset = make_distributed_dataset(
-                images,
-                config.train.batch_size * config.train.d_steps,  # a batch per D update
+                session.images,
+                gan.objective.images_per_step(config.train.batch_size),
                 config.seed,
                 segment_start,
-                execution.strategy,
+                session.execution.strategy,
             )
             side_effects = _side_effects(
-                config,
-                run,
-                gan,
-                objects,
-                noise,
-                images,
-                extractor,
-                tensorboard,
-                writer,
-                segment_start,
-                progress_stream,
+                session, segment_start, tensorboard, writer, progress_stream
             )
             try:
                 with _stop_after_this_call(gan) as stop:
                     gan.fit(
                         dataset,
                         epochs=1,
-                        steps_per_epoch=total - segment_start,
+                        steps_per_epoch=config.train.steps - segment_start,
                         shuffle=False,  # the dataset orders itself
                         verbose=0,
                         callbacks=callbacks.StepCallbacks(side_effects, gan),
                     )
-                interrupted = stop.requested and int(gan.step.numpy()) < total
+                interrupted = stop.requested and int(gan.step.numpy()) < config.train.steps
                 break
             except KeyboardInterrupt:  # a second Ctrl-C: stop now
                 interrupted = True
@@ -340,7 +330,7 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
                 break
             except callbacks.Diverged as diverged:
                 writer.flush()  # what the steps before it wrote, before the rollback's files
-                segment_start = _roll_back(gan, objects, run, config, diverged)
+                segment_start = _roll_back(gan, session.objects, run, config, diverged)
             finally:
                 for callback in side_effects:
                     if isinstance(callback, callbacks.Progress):
@@ -351,17 +341,13 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     finally:
         _close_quietly(writer)  # on the way out of an error; a no-op after close()
         tensorboard.close()
-
-    step = int(gan.step.numpy())
-    if not interrupted:
-        _write_generator(gan, run, config)
-    return TrainResult(run, start_step, step, total, time.perf_counter() - began, interrupted)
+    return interrupted
 
 
 def _refuse_starting_over(run: RunDir, config: Config) -> None:
     """A run that has trained past its first checkpoint but has none left (the folder was
     deleted) would start again from step 0 and replace its generator and metrics."""
-    rows = run_folder.read_metrics(run.metrics)
+    rows = metrics_file.read_metrics(run.metrics)
     step = int(rows[-1]["step"]) if rows else 0
     # A row past the first checkpoint's step means that checkpoint was written (rows come
     # after it); a row at that step may be from a process killed while writing it.
@@ -405,25 +391,26 @@ def _stop_after_this_call(gan: DCGAN) -> Iterator[_StopRequest]:
 
 
 def _side_effects(
-    config: Config,
-    run: RunDir,
-    gan: DCGAN,
-    objects: dict,
-    noise: np.ndarray,
-    images: np.ndarray,
-    extractor: FeatureExtractor | None,
+    session: _Session,
+    start_step: int,
     tensorboard: tf.summary.SummaryWriter,
     writer: BackgroundWriter,
-    start_step: int,
     progress_stream,
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks of one fit(), in the order they run after each call: the divergence
-    guard first, so that nothing from a diverged call is written; the measurements before
-    the metrics row that reports them. File work goes to writer."""
+    """The callbacks of one fit() from start_step, in the order they run after each call:
+    the divergence guard first, so that nothing from a diverged call is written; the
+    measurements before the metrics row that reports them. File work goes to writer."""
+    config, run, gan, images = session.config, session.run, session.gan, session.images
     out, batch_size = config.output, config.train.batch_size
-    monitors = callbacks.Monitors()
-    generator = sampling_generator(gan, config)
-    real_sample = evaluation.real_subset(images, config.output.num_samples)
+    training = callbacks.Training(
+        run=run,
+        objects=session.objects,
+        generator=sampling_generator(gan, config),
+        monitors=callbacks.Monitors(),
+        start_step=start_step,
+        total_steps=config.train.steps,
+    )
+    real_sample = evaluation.real_subset(images, out.num_samples)
     side_effects = [
         callbacks.DivergenceGuard(start_step),
         callbacks.Progress(
@@ -431,40 +418,31 @@ def _side_effects(
         ),
         callbacks.SampleGrids(
             run,
-            noise,
+            session.noise,
             out.sample_every,
             start_step,
             tensorboard,
-            generator=generator,
-            monitors=monitors,
+            generator=training.generator,
+            monitors=training.monitors,
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
             writer=writer,
         ),
     ]
-    if extractor is not None:
-        side_effects.append(
-            callbacks.Evaluation(
-                run,
-                objects,
-                generator,
-                evaluation.real_subset(images, config.eval.num_samples),
-                extractor,
-                config.eval.every,
-                config.eval.num_samples,
-                config.train.steps,
-                start_step,
-                monitors,
-                copy_reference=images if len(images) <= config.eval.copy_check_max_images else None,
-                copy_warning=config.eval.copy_rate_warning,
-            )
-        )
+    if session.extractor is not None:
+        side_effects.append(callbacks.Evaluation(training, config.eval, images, session.extractor))
     side_effects += [
-        callbacks.HealthWatch(out.log_every, start_step, monitors),
+        callbacks.HealthWatch(out.log_every, start_step, training.monitors),
         callbacks.MetricsLog(
-            run.metrics, out.log_every, batch_size, start_step, tensorboard, monitors, writer
-        ),
+            run.metrics,
+            out.log_every,
+            batch_size,
+            start_step,
+            tensorboard,
+            training.monitors,
+            writer,
+        ),  # fmt: skip
         callbacks.Checkpoints(
-            objects,
+            session.objects,
             run.checkpoints,
             out.checkpoint_every,
             out.keep_checkpoints,
@@ -488,7 +466,7 @@ def _roll_back(
     """train.on_nan: stop raises TrainingDiverged; rollback reloads the newest checkpoint
     (never a non-finite one: Checkpoints refuses to write those), lowers the learning rates
     and returns the step to go on from."""
-    latest = run_folder.latest_checkpoint(run.checkpoints)
+    latest = checkpoints.latest_checkpoint(run.checkpoints)
     good = (
         f"the last good checkpoint is {latest[1].name}"
         if latest
@@ -530,6 +508,12 @@ def _roll_back(
 
 def _write_progress_gif(run: RunDir) -> None:
     gif = imaging.write_progress_gif(run.sample_grids(), run.progress_gif)
+    if gif.thinned_from:
+        log.info(
+            "progress.gif: %d of %d grids, evenly spaced (dcgan gif --every picks others)",
+            gif.frames,
+            gif.thinned_from,
+        )
     if gif.skipped:
         log.warning(
             "progress.gif: left out %d file(s) of samples/ that are not grids of this run "
@@ -540,7 +524,7 @@ def _write_progress_gif(run: RunDir) -> None:
 
 
 def _write_generator(gan: DCGAN, run: RunDir, config: Config) -> None:
-    with imaging.atomic_path(run.generator) as tmp:
+    with writing.atomic_path(run.generator) as tmp:
         sampling_generator(gan, config)().save(tmp)
 
 

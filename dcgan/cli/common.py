@@ -1,0 +1,113 @@
+"""What the commands share: the one-line error, the options every generating command
+takes, and how paths are shown."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from dcgan.errors import DcganError, printable, shorten
+
+EXIT_INTERRUPTED = 130
+
+
+class InputError(click.ClickException):
+    """One line on stderr and a non-zero exit: 2 for bad input, or the DcganError's own."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, exc: DcganError) -> InputError:
+        error = cls(printable(str(exc)))
+        error.exit_code = exc.exit_code
+        return error
+
+
+CKPT_HELP = (
+    "A run directory (its newest checkpoint, else generator.keras), a checkpoint folder "
+    "inside a run, or an exported generator .keras file."
+)
+
+
+def ckpt_option(function):
+    return click.option(
+        "--ckpt", "ckpt", required=True, type=click.Path(path_type=Path), help=CKPT_HELP
+    )(function)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf, which compare false with any bound
+    and so slip through it."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{shorten(str(value))} is not a finite number.", param, ctx)
+        return number
+
+
+MAX_BATCH_SIZE = 1024  # images generated at once by sample, interpolate, evaluate, nearest
+MAX_SEEDS = 64  # seeds of one walk
+MAX_STEPS = 256  # images per segment of a walk
+# Images scored by evaluate and nearest: 50,000 is FID-50k, the published protocol; every
+# image and feature vector is held in memory at once (about 1 GB of features at 50,000).
+MAX_SCORED = 50_000
+
+force_option = click.option("--force", is_flag=True, help="Replace files that already exist.")
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=64,
+    show_default=True,
+    help="Images generated at once: memory holds one batch, however many are asked for "
+    f"(at most {MAX_BATCH_SIZE}).",
+)
+
+
+def default_out(generator, folder: str) -> Path:
+    """Beside the run it came from (never through a link planted in it), else in the
+    working directory."""
+    from dcgan.storage import run_folder
+
+    if generator.run is None:
+        return Path.cwd() / folder
+    run_folder.refuse_links(generator.run, (folder.split("/")[0],))
+    return generator.run.root / folder
+
+
+def report(written: Sequence[Path], what: str) -> None:
+    """The first files and the last: written may name ten million without holding them."""
+    click.echo(f"wrote {what}:")
+    listed = list(written) if len(written) <= 6 else [*written[:3], None, *written[-2:]]
+    for path in listed:
+        click.echo("  ..." if path is None else f"  {shown(path)}")
+
+
+@contextmanager
+def input_errors():
+    """Bad input becomes one line and exit code 2; Ctrl-C leaves only whole files."""
+    try:
+        yield
+    except DcganError as exc:
+        raise InputError.of(exc) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: files written so far are complete", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def shown(path: Path) -> str:
+    """Paths relative to the working directory when below it: shorter to read and copy;
+    bytes that are not UTF-8 as backslash escapes."""
+    try:
+        return printable(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return printable(str(path))

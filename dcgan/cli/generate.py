@@ -1,0 +1,201 @@
+"""Pictures from a trained generator: `dcgan sample`, `interpolate` and `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dcgan.cli.common import (
+    MAX_SEEDS,
+    MAX_STEPS,
+    FiniteFloatRange,
+    batch_size_option,
+    ckpt_option,
+    default_out,
+    force_option,
+    input_errors,
+    report,
+    shown,
+)
+from dcgan.errors import shorten
+from dcgan.runtime import import_tensorflow
+
+
+@click.command()
+@ckpt_option
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Number of images, written one batch at a time (disk is the only bound).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the latents: the same seed gives the same images.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the PNGs. Default: <run>/generated/seed-<S>/.",
+)
+@click.option("--grid", is_flag=True, help="Also write grid.png with the images (first 1024).")
+@click.option(
+    "--truncation",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Scale of the latents: below 1 trades variety for quality.",
+)
+@batch_size_option
+@force_option
+def sample(
+    ckpt: Path,
+    count: int,
+    seed: int,
+    out: Path | None,
+    grid: bool,
+    truncation: float,
+    batch_size: int,
+    force: bool,
+) -> None:
+    """Write N images from a trained generator as PNG files (and a grid).
+
+    \b
+    Example:
+      dcgan sample --ckpt runs/00003-biked -n 64 --grid
+    """
+    import_tensorflow()
+    from dcgan.generation.loading import load_generator
+    from dcgan.generation.sampling import write_samples
+
+    with input_errors():
+        generator = load_generator(ckpt)
+        out = out or default_out(generator, f"generated/seed-{seed}")
+        written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
+    report(
+        written,
+        f"{count} images of {'x'.join(map(str, generator.image_shape))} "
+        f"from {shown(Path(generator.source))}",
+    )
+
+
+def _parse_seeds(ctx, param, value: str) -> list[int]:
+    parts = [part for part in value.split(",") if part.strip()]
+    if len(parts) > MAX_SEEDS:
+        raise click.BadParameter(
+            f"{shorten(value)!r}: {len(parts):,} seeds, over the {MAX_SEEDS} a walk may have"
+        )
+    try:
+        seeds = [int(part) for part in parts]
+    except ValueError:
+        raise click.BadParameter(
+            f"{shorten(value)!r}: expected comma-separated integers, e.g. 3,17,42"
+        ) from None
+    if len(seeds) < 2 or any(seed < 0 for seed in seeds):
+        raise click.BadParameter(f"{shorten(value)!r}: give two or more seeds of 0 or more")
+    return seeds
+
+
+@click.command()
+@ckpt_option
+@click.option(
+    "--seeds",
+    default="0,1,2,3",
+    show_default=True,
+    callback=_parse_seeds,
+    help=f"Comma-separated seeds, 2 to {MAX_SEEDS}; each is the latent of "
+    "`dcgan sample --seed S -n 1`.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(2, MAX_STEPS),
+    default=8,
+    show_default=True,
+    help=f"Images per segment, both ends included (at most {MAX_STEPS}; a walk has at most "
+    "2048 frames).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["slerp", "lerp"]),
+    default="slerp",
+    show_default=True,
+    help="slerp follows the sphere where Gaussian latents live; a straight lerp "
+    "dips through low-norm latents the generator never saw.",
+)
+@click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
+@click.option("--fps", type=FiniteFloatRange(min=0.1, max=50), default=8.0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for the grid and GIF. Default: <run>/interpolations/.",
+)
+@batch_size_option
+@force_option
+def interpolate(
+    ckpt: Path,
+    seeds: list[int],
+    steps: int,
+    method: str,
+    loop: bool,
+    fps: float,
+    out: Path | None,
+    batch_size: int,
+    force: bool,
+) -> None:
+    """Walk through latent space between seeds: a grid PNG (one row per segment) and a GIF.
+
+    \b
+    Example:
+      dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
+    """
+    import_tensorflow()
+    from dcgan.generation.loading import load_generator
+    from dcgan.generation.sampling import write_interpolation
+
+    with input_errors():
+        generator = load_generator(ckpt)
+        out = out or default_out(generator, "interpolations")
+        written = write_interpolation(
+            generator, seeds, steps, method, loop, out, fps, batch_size, force
+        )
+    report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
+
+
+@click.command()
+@ckpt_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["keras", "savedmodel"]),
+    default="keras",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Default: <run>/export/generator.keras or <run>/export/generator_savedmodel.",
+)
+@force_option
+def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
+    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
+    import_tensorflow()
+    from dcgan.generation.export import export_generator
+    from dcgan.generation.loading import load_generator
+
+    with input_errors():
+        generator = load_generator(ckpt)
+        name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
+        out = out or default_out(generator, "export") / name
+        written = export_generator(generator, fmt, out, force)
+    how = (
+        "keras.models.load_model(path)"
+        if fmt == "keras"
+        else "m = tf.saved_model.load(path); m.serve(z)"
+    )
+    click.echo(f"wrote {shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")

@@ -1,0 +1,145 @@
+"""`dcgan train`: a new run from a config, or a resumed one."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from dcgan import config as config_module
+from dcgan.cli.common import (
+    EXIT_INTERRUPTED,
+    InputError,
+    interrupt,
+    shown,
+)
+from dcgan.errors import DcganError, TrainingDiverged
+from dcgan.runtime import import_tensorflow
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Experiment YAML file (configs/*.yaml). Without it every key takes its default: "
+    "the digits data and the DCGAN paper's settings.",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path),
+    help="Continue this run directory from its latest checkpoint.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set train.steps=200 (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+def train(
+    config_path: Path | None, resume_dir: Path | None, overrides: tuple[str, ...], dry_run: bool
+) -> None:
+    """Train a DCGAN from a YAML config, or resume a run.
+
+    \b
+    Examples:
+      dcgan train --config configs/digits.yaml
+      dcgan train --config configs/biked.yaml --set train.steps=20000
+      dcgan train --resume runs/00003-biked --set train.steps=40000
+    """
+    from dcgan.storage import run_folder
+
+    if config_path is not None and resume_dir is not None:
+        raise InputError("--config and --resume exclude each other: a run keeps its own config")
+    try:
+        if resume_dir is not None:
+            run = run_folder.open_run_dir(resume_dir)
+            config = config_module.load(
+                run.config, overrides, frozen_keys=config_module.FROZEN_ON_RESUME
+            )
+        else:
+            run = None
+            config = config_module.load(config_path, overrides)
+    except DcganError as exc:
+        raise InputError.of(exc) from None
+    if dry_run:
+        click.echo(config.to_yaml(), nl=False)
+        return
+
+    import_tensorflow()
+    from dcgan.training.execution import writes_the_run
+    from dcgan.training.loop import train as train_run
+
+    if not writes_the_run(config.train):
+        # Another worker of a cluster: trains in step with the chief, keeps nothing.
+        with run_folder.worker_scratch(run) as scratch:
+            try:
+                result = train_run(config, scratch)
+            except DcganError as exc:
+                raise InputError.of(exc) from None
+        click.echo(f"worker finished at step {result.step}; the chief wrote the run")
+        return
+
+    new_run = run is None
+    signal.signal(signal.SIGTERM, interrupt)  # a scheduler's stop is handled like Ctrl-C
+    try:
+        if run is None:
+            run = run_folder.create_run_dir(config.output.dir, config.name)
+        result = train_run(config, run)
+    except DcganError as exc:
+        # A run that diverged keeps its log and grids, to see what went wrong.
+        if new_run and run is not None and not isinstance(exc, TrainingDiverged):
+            run_folder.discard_unstarted_run(run)
+        raise InputError.of(exc) from None
+    except KeyboardInterrupt:  # before training began: nothing to save
+        if new_run and run is not None:
+            run_folder.discard_unstarted_run(run)
+        click.echo("interrupted before training started", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _summarise(result)
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _summarise(result) -> None:
+    run = result.run
+    root = shown(run.root)
+    grids = run.sample_grids()
+    state = "interrupted" if result.interrupted else "finished" if result.finished else "stopped"
+    lines = [
+        f"{state} at step {result.step}/{result.total_steps} "
+        f"({result.step - result.start_step} steps in {result.seconds:.0f} s): {root}"
+    ]
+    if grids:
+        lines.append(
+            f"  samples/         {len(grids)} grids of the fixed noise, "
+            f"latest {shown(grids[-1][1])}"
+        )
+    # An interrupted run's generator.keras and progress.gif are from an earlier finish.
+    for path, what, current in (
+        (run.progress_gif, "training progress as a GIF", result.finished),
+        (run.losses_plot, "loss curves", True),
+        (run.metrics, "losses and D outputs per step", True),
+        (run.generator, "the trained generator", result.finished),
+    ):
+        if current and path.exists():
+            lines.append(f"  {path.name:<16} {what}")
+    from dcgan.storage.checkpoints import latest_checkpoint
+
+    latest = latest_checkpoint(run.checkpoints)
+    if latest is not None:
+        lines.append(f"  checkpoints/     latest {latest[1].name}")
+    lines.append(f"  logs/            tensorboard --logdir {shown(run.tensorboard)}")
+    if result.finished:
+        lines.append(
+            f"open {shown(run.progress_gif)} to watch it learn; "
+            f"train further with: dcgan train --resume {root} --set train.steps=N"
+        )
+    else:
+        lines.append(f"continue with: dcgan train --resume {root}")
+    click.echo("\n".join(lines))

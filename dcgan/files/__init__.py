@@ -1,0 +1,1 @@
+"""Files, read and written defensively: the layer every other one stands on."""

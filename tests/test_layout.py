@@ -1,0 +1,37 @@
+"""The house's shape: imports point downward between the sub-packages, and each says
+what it owns."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_shape():
+    spec = importlib.util.spec_from_file_location("code_shape", ROOT / "scripts/code_shape.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_imports_point_downward_between_the_layers():
+    _, upward = code_shape().shape(ROOT / "dcgan")
+    assert upward == []
+
+
+def test_an_upward_import_is_caught(tmp_path):
+    package = tmp_path / "dcgan"
+    (package / "models").mkdir(parents=True)
+    (package / "models" / "bad.py").write_text("from dcgan.training.loop import train\n")
+    (package / "training").mkdir()
+    (package / "training" / "loop.py").write_text("from dcgan.models import bad\n")
+    assert code_shape().shape(package)[1] == ["models -> training"]
+
+
+def test_every_sub_package_opens_with_what_it_owns():
+    for init in sorted((ROOT / "dcgan").glob("*/__init__.py")):
+        docstring = ast.get_docstring(ast.parse(init.read_text()))
+        assert docstring and len(docstring) > 40, init.parent.name
