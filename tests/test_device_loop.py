@@ -224,13 +224,13 @@ gan, strategy = build_gan(config, execution), execution.strategy
 
 def step(d_loss):
     gan.step.assign_add(1)
-    gan._watch_divergence(d_loss, tf.constant(1.0))
+    gan.divergence.watch(gan.step.value, d_loss, tf.constant(1.0))
 
 run = tf.function(lambda values: strategy.run(step, args=(values,)))
 for losses in ([1.0, 2.0], [1.0, float("inf")], [float("nan"), 1.0]):
     run(strategy.experimental_distribute_values_from_function(
         lambda context: tf.constant(losses[context.replica_id_in_sync_group])))
-print("replicas", strategy.num_replicas_in_sync, "divergence", gan.divergence())
+print("replicas", strategy.num_replicas_in_sync, "divergence", gan.divergence.read())
 """
 
 

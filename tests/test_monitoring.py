@@ -200,7 +200,7 @@ class _Tracker:
 
 class _Model:
     def __init__(self, accuracy: float):
-        self.d_accuracy_tracker = _Tracker(accuracy)
+        self.trackers = {"d_accuracy": _Tracker(accuracy)}
 
 
 def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(caplog):
@@ -212,7 +212,7 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
     watch.on_train_batch_end(9)
     assert not caplog.records
     monitors.report(20, "diversity", 0.1)
-    watch.model.d_accuracy_tracker.value = 0.995
+    watch.model.trackers["d_accuracy"].value = 0.995
     watch.on_train_batch_end(19)
     watch.on_train_batch_end(29)  # the same conditions: no repeat
     messages = [record.getMessage() for record in caplog.records]
@@ -220,7 +220,7 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
     assert "step 20: mode collapse?" in messages[0] and "0.10x as varied" in messages[0]
     assert "step 20: D has won: it classified 99.5%" in messages[1]
     monitors.report(40, "diversity", 0.8)
-    watch.model.d_accuracy_tracker.value = 0.8
+    watch.model.trackers["d_accuracy"].value = 0.8
     watch.on_train_batch_end(39)
     monitors.report(50, "diversity", 0.1)
     watch.on_train_batch_end(49)  # collapsed again soon after: still quiet

@@ -11,6 +11,7 @@ import tensorflow as tf
 from dcgan.config import Config
 from dcgan.data.augment import diff_augment
 from dcgan.models.losses import Loss, NonSaturating, make_loss
+from dcgan.storage.metrics_file import METRIC_NAMES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,49 @@ def objective_for(config: Config) -> Objective:
         d_steps=train.d_steps,
         augment=tuple(train.diffaugment),
     )
+
+
+class DivergenceGuard:
+    """The first step whose losses were not finite, kept in the graph so that no step waits
+    for the host, and read once per call into the training function. Never checkpointed: a
+    checkpoint is finite."""
+
+    def __init__(self):
+        # Written by the first replica only: every replica computes the same values.
+        counter = {"trainable": False, "aggregation": "only_first_replica"}
+        self.step = keras.Variable(0, dtype="int64", name="diverged_at", **counter)  # 0: none
+        self.losses = keras.Variable([0.0, 0.0], dtype="float32", name="diverged_losses", **counter)
+
+    def watch(self, step, d_loss, g_loss) -> None:
+        """In the step: keep step and the losses if they are the first that are not finite,
+        on any replica. The losses are summed across replicas first (a NaN or inf anywhere
+        stays one), so every replica sees the same flag and the first one's record names the
+        bad loss."""
+        losses = tf.stack([tf.cast(d_loss, tf.float32), tf.cast(g_loss, tf.float32)])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            losses = context.all_reduce(tf.distribute.ReduceOp.SUM, losses)
+        bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(losses)))
+        first = tf.logical_and(bad, tf.equal(self.step.value, 0))
+        self.step.assign(tf.where(first, step, self.step.value))
+        self.losses.assign(tf.where(first, losses, self.losses.value))
+
+    def read(self) -> tuple[int, str] | None:
+        """(step, what) of the first step with a non-finite loss since the last reset, or
+        None: one read of the device."""
+        step = int(self.step.numpy())
+        if step == 0:
+            return None
+        losses = dict(zip(("d_loss", "g_loss"), self.losses.numpy(), strict=True))
+        bad = [
+            f"{name} is {float(value)}" for name, value in losses.items() if not np.isfinite(value)
+        ]
+        # Never a StopIteration out of a callback: Keras would take it for the data's end.
+        return step, bad[0] if bad else "a loss is not finite"
+
+    def reset(self) -> None:
+        self.step.assign(0)
+        self.losses.assign([0.0, 0.0])
 
 
 class DCGAN(keras.Model):
@@ -75,13 +119,7 @@ class DCGAN(keras.Model):
         # rates: saved in checkpoints so that a resumed run keeps its lowered rates.
         self.rollbacks = keras.Variable(0, dtype="int64", name="rollbacks", **counter)
         self.lr_scale = keras.Variable(1.0, dtype="float32", name="lr_scale", **counter)
-        # The divergence guard, in the graph so that no step waits for the host: the first
-        # step whose losses were not finite (0: none yet) and those losses. Read once per
-        # call into the training function; never checkpointed (a checkpoint is finite).
-        self.diverged_at = keras.Variable(0, dtype="int64", name="diverged_at", **counter)
-        self.diverged_losses = keras.Variable(
-            [0.0, 0.0], dtype="float32", name="diverged_losses", **counter
-        )
+        self.divergence = DivergenceGuard()
         # The moving average of every generator weight (BatchNorm's statistics copied).
         self.ema_weights = (
             [
@@ -91,11 +129,8 @@ class DCGAN(keras.Model):
             if ema_decay is not None
             else []
         )
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
-        self.d_accuracy_tracker = keras.metrics.Mean(name="d_accuracy")
+        # One mean per column of metrics.csv, named as the column.
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
         self._take_metrics = None  # a tf.function, made at the first metrics row
         # G and D are built; so is this model, whose call() takes latents, not the images
         # fit() would otherwise trace it with under a distribution strategy.
@@ -116,13 +151,7 @@ class DCGAN(keras.Model):
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
-        return [
-            self.d_loss_tracker,
-            self.g_loss_tracker,
-            self.d_real_tracker,
-            self.d_fake_tracker,
-            self.d_accuracy_tracker,
-        ]
+        return list(self.trackers.values())
 
     def take_metrics(self) -> list[tf.Tensor]:
         """The running averages (in metrics' order), then cleared: one call into the
@@ -219,48 +248,18 @@ class DCGAN(keras.Model):
             self._update_ema()
 
         self.step.assign_add(1)
-        self._watch_divergence(d_loss, g_loss)
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(tf.reduce_mean(loss.as_reported(real_out)))
-        self.d_fake_tracker.update_state(tf.reduce_mean(loss.as_reported(fake_out)))
-        self.d_accuracy_tracker.update_state(loss.accuracy(real_out, fake_out))
+        self.divergence.watch(self.step.value, d_loss, g_loss)
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["d_real"].update_state(tf.reduce_mean(loss.as_reported(real_out)))
+        self.trackers["d_fake"].update_state(tf.reduce_mean(loss.as_reported(fake_out)))
+        self.trackers["d_accuracy"].update_state(loss.accuracy(real_out, fake_out))
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages a multi-worker step's outputs along axis 0, which a scalar
             # lacks (keras/src/backend/tensorflow/trainer.py, reduce_per_replica).
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
-
-    def _watch_divergence(self, d_loss, g_loss):
-        """Keep the first step whose losses are not finite, on any replica: the losses are
-        summed across replicas first (a NaN or inf anywhere stays one), so every replica
-        sees the same flag and the first one's record names the bad loss."""
-        losses = tf.stack([tf.cast(d_loss, tf.float32), tf.cast(g_loss, tf.float32)])
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            losses = context.all_reduce(tf.distribute.ReduceOp.SUM, losses)
-        bad = tf.logical_not(tf.reduce_all(tf.math.is_finite(losses)))
-        first = tf.logical_and(bad, tf.equal(self.diverged_at.value, 0))
-        self.diverged_at.assign(tf.where(first, self.step.value, self.diverged_at.value))
-        self.diverged_losses.assign(tf.where(first, losses, self.diverged_losses.value))
-
-    def divergence(self) -> tuple[int, str] | None:
-        """(step, what) of the first step with a non-finite loss since the last reset, or
-        None: one read of the device per call into the training function."""
-        step = int(self.diverged_at.numpy())
-        if step == 0:
-            return None
-        losses = dict(zip(("d_loss", "g_loss"), self.diverged_losses.numpy(), strict=True))
-        bad = [
-            f"{name} is {float(value)}" for name, value in losses.items() if not np.isfinite(value)
-        ]
-        # Never a StopIteration out of a callback: Keras would take it for the data's end.
-        return step, bad[0] if bad else "a loss is not finite"
-
-    def reset_divergence(self) -> None:
-        self.diverged_at.assign(0)
-        self.diverged_losses.assign([0.0, 0.0])
 
     def _update_ema(self):
         # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): the average
@@ -357,7 +356,7 @@ def checkpoint_objects(gan: DCGAN) -> dict:
         "metric_states": [
             v.value for metric in gan.metrics[:4] for v in metric.variables
         ],  # the metrics every version had; later ones in OPTIONAL_STATES
-        "accuracy_state": [v.value for v in gan.d_accuracy_tracker.variables],
+        "accuracy_state": [v.value for v in gan.trackers["d_accuracy"].variables],
     }
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from dcgan.files.reading import MiB, read_text_lenient
 
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")  # DCGAN.metrics
+# What the adversarial model measures every step (its trackers are made from these names).
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")
 
 
 # Measured now and then (sample grids, evaluations): empty in the other rows.

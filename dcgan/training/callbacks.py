@@ -341,7 +341,7 @@ class DivergenceGuard(StepCallback):
     result once per call."""
 
     def on_train_batch_end(self, batch, logs=None):
-        bad = self.model.divergence()
+        bad = self.model.divergence.read()
         if bad is not None:
             raise Diverged(*bad)
 
@@ -662,7 +662,7 @@ class HealthWatch(Periodic):
             "rates, try train.loss hinge or model.d_spectral_norm, or resume from "
             "checkpoints/best",
         )
-        accuracy = float(self.model.d_accuracy_tracker.result())
+        accuracy = float(self.model.trackers["d_accuracy"].result())
         self._warn(
             "won",
             step,

@@ -488,7 +488,7 @@ def _roll_back(
             f"{config.train.max_rollbacks}); {good}. Lower train.g_lr and train.d_lr"
         )
     checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
-    gan.reset_divergence()
+    gan.divergence.reset()
     gan.rollbacks.assign(count)
     gan.lr_scale.assign(scale)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
