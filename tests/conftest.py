@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,47 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 @pytest.fixture(autouse=True)
 def _private_keras_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
+
+
+def _train_once(tmp_path_factory, name: str, **sections) -> Path:
+    from dcgan.cli import main
+
+    root = tmp_path_factory.mktemp(name)
+    config = tiny_config(root, **sections)
+    result = CliRunner().invoke(main, ["train", "--config", str(write_config(root, config))])
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(root)
+    return run
+
+
+@pytest.fixture(scope="session")
+def _tiny_run(tmp_path_factory) -> Path:
+    """tiny_config's run of 6 steps, trained once per session (per worker)."""
+    return _train_once(tmp_path_factory, "tiny-run")
+
+
+@pytest.fixture(scope="session")
+def _four_step_run(tmp_path_factory) -> Path:
+    return _train_once(tmp_path_factory, "four-steps", train={"steps": 4})
+
+
+def copy_run(run: Path, root: Path) -> Path:
+    """A copy of a shared run in root/runs/: the tests that take it may write into it."""
+    copy = root / "runs" / run.name
+    shutil.copytree(run, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def tiny_run(_tiny_run, tmp_path_factory) -> Path:
+    """A finished 6-step run of tiny_config, this module's own copy."""
+    return copy_run(_tiny_run, tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def four_step_run(_four_step_run, tmp_path_factory) -> Path:
+    """A finished 4-step run of tiny_config, this module's own copy."""
+    return copy_run(_four_step_run, tmp_path_factory.mktemp("four"))
 
 
 @pytest.fixture

@@ -22,16 +22,9 @@ from dcgan.cli import main
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One finished run, trained once for the whole corpus."""
-    from click.testing import CliRunner
-
-    root = tmp_path_factory.mktemp("finished")
-    config_path = write_config(root, tiny_config(root, train={"steps": 4}))
-    result = CliRunner().invoke(main, ["train", "--config", str(config_path)])
-    assert result.exit_code == 0, result.output
-    (run,) = run_dirs(root)
-    return run
+def finished(four_step_run) -> Path:
+    """One finished run for the whole corpus."""
+    return four_step_run
 
 
 def huge_png(path: Path, width: int, height: int) -> Path:

@@ -15,7 +15,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import tiny_config, write_config  # noqa: E402
 
 from dcgan.cli import main  # noqa: E402
 from dcgan.generation.loading import load_generator  # noqa: E402
@@ -29,12 +28,8 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    tmp_path = tmp_path_factory.mktemp("evaluated")
-    config_path = write_config(tmp_path, tiny_config(tmp_path))
-    result = invoke("train", "--config", config_path)
-    assert result.exit_code == 0, result.output
-    return tmp_path / "runs" / "00000-tiny"
+def trained_run(tiny_run) -> Path:
+    return tiny_run
 
 
 def pooled_pixels() -> features.FeatureExtractor:

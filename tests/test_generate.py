@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_config, write_config
 from PIL import Image
 
 from dcgan import imaging
@@ -19,12 +18,8 @@ from dcgan.models import latents
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    tmp_path = tmp_path_factory.mktemp("trained")
-    config_path = write_config(tmp_path, tiny_config(tmp_path))
-    result = CliRunner().invoke(main, ["train", "--config", str(config_path)])
-    assert result.exit_code == 0, result.output
-    return tmp_path / "runs" / "00000-tiny"
+def trained_run(tiny_run) -> Path:
+    return tiny_run
 
 
 def invoke(*args: str):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import run_dirs, snapshot, tiny_config, write_config
+from conftest import snapshot
 from PIL import Image
 
 from dcgan import imaging
@@ -28,14 +28,9 @@ MiB = 2**20
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One finished run, trained once for the whole module."""
-    root = tmp_path_factory.mktemp("finished")
-    config_path = write_config(root, tiny_config(root, train={"steps": 4}))
-    result = CliRunner().invoke(main, ["train", "--config", str(config_path)])
-    assert result.exit_code == 0, result.output
-    (run,) = run_dirs(root)
-    return run
+def finished(four_step_run) -> Path:
+    """One finished run for the whole module."""
+    return four_step_run
 
 
 @pytest.fixture(scope="module")
