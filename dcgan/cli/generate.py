@@ -156,14 +156,13 @@ def interpolate(
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
-    from dcgan.generation.sampling import write_interpolation
+    from dcgan.generation.sampling import Walk, write_interpolation
 
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "interpolations")
-        written = write_interpolation(
-            generator, seeds, steps, method, loop, out, fps, batch_size, force
-        )
+        route = Walk(tuple(seeds), steps, method, loop)
+        written = write_interpolation(generator, route, out, fps, batch_size, force)
     report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +110,25 @@ def _walk_frames(seeds: int, steps: int, loop: bool) -> int:
     return segments * (steps - 1) + (0 if loop else 1)
 
 
+@dataclass(frozen=True)
+class Walk:
+    """A walk through latent space: from each seed's latent to the next, steps images per
+    segment (both ends included), by slerp or lerp, and back to the first when loop."""
+
+    seeds: tuple[int, ...]
+    steps: int = 8
+    method: str = "slerp"
+    loop: bool = False
+
+    @property
+    def frames(self) -> int:
+        """Frames of the GIF: segments share their end points."""
+        return _walk_frames(len(self.seeds), self.steps, self.loop)
+
+
 def write_interpolation(
     generator: LoadedGenerator,
-    seeds: Sequence[int],
-    steps: int,
-    method: str,
-    loop: bool,
+    route: Walk,
     out: Path,
     fps: float,
     batch_size: int,
@@ -122,35 +136,35 @@ def write_interpolation(
 ) -> list[Path]:
     """A walk through the seeds' latents as a grid (one row per segment) and a GIF
     (and an MP4 when imageio's ffmpeg plugin is installed)."""
-    frames_count = _walk_frames(len(seeds), steps, loop)
+    frames_count = route.frames
+    makes = f"--steps {route.steps} through {len(route.seeds)} seeds makes {frames_count:,} frames"
     if frames_count > MAX_WALK_FRAMES:
         raise DcganError(
-            f"--steps {steps} through {len(seeds)} seeds makes {frames_count:,} frames, over "
-            f"the {MAX_WALK_FRAMES} a walk may have: lower --steps or give fewer --seeds"
+            f"{makes}, over the {MAX_WALK_FRAMES} a walk may have: lower --steps or give "
+            "fewer --seeds"
         )
     frame_bytes = int(np.prod(generator.image_shape))
     if frames_count * frame_bytes > MAX_WALK_BYTES:
         raise DcganError(
-            f"--steps {steps} through {len(seeds)} seeds makes {frames_count:,} frames of "
-            f"{'x'.join(map(str, generator.image_shape))}: {size_text(frames_count * frame_bytes)}"
-            f", over the {size_text(MAX_WALK_BYTES)} a walk may hold: lower --steps or give "
-            "fewer --seeds"
+            f"{makes} of {'x'.join(map(str, generator.image_shape))}: "
+            f"{size_text(frames_count * frame_bytes)}, over the {size_text(MAX_WALK_BYTES)} a "
+            "walk may hold: lower --steps or give fewer --seeds"
         )
-    stem = f"{_seeds_name(seeds)}-{method}{'-loop' if loop else ''}"
+    stem = f"{_seeds_name(route.seeds)}-{route.method}{'-loop' if route.loop else ''}"
     grid_path, gif_path, mp4_path = (out / f"{stem}{ext}" for ext in (".png", ".gif", ".mp4"))
     video = imaging.can_write_mp4()
     writing.check_folder(out, "--out")
     writing.refuse_existing([grid_path, gif_path, *([mp4_path] if video else [])], force)
 
-    latents = [seed_latent(seed, generator.latent_dim) for seed in seeds]
-    if loop:
+    latents = [seed_latent(seed, generator.latent_dim) for seed in route.seeds]
+    if route.loop:
         latents.append(latents[0])
-    rows = [generator.images(row, batch_size) for row in walk(latents, steps, method)]
+    rows = [generator.images(row, batch_size) for row in walk(latents, route.steps, route.method)]
     writing.make_folder(out, "--out")
-    imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=steps), grid_path)
+    imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=route.steps), grid_path)
     # Segments share their end points: each shared frame is shown once.
     frames = [frame for row in rows for frame in row[:-1]]
-    if not loop:
+    if not route.loop:
         frames.append(rows[-1][-1])
     imaging.save_gif(frames, gif_path, fps=fps, hold_last=1.0 / fps)
     written = [grid_path, gif_path]

@@ -63,6 +63,18 @@ class Monitors:
         return taken
 
 
+@dataclass(frozen=True)
+class Training:
+    """What the side effects of one fit() share."""
+
+    run: RunDir
+    objects: dict  # what a checkpoint holds
+    generator: Callable[[], keras.Model]  # G as samples, evaluation and export see it
+    monitors: Monitors
+    start_step: int
+    total_steps: int
+
+
 class StepCallbacks(keras.callbacks.CallbackList):
     """The run's callbacks, called in order on the training thread, with each call's
     outputs handed on as tensors. Keras' own list turns them into Python numbers after
@@ -142,28 +154,24 @@ class SampleGrids(Periodic):
 
     def __init__(
         self,
-        run: RunDir,
+        training: Training,
         noise: np.ndarray,
         every: int,
-        start_step: int,
         tensorboard: tf.summary.SummaryWriter | None = None,
-        generator: Callable[[], keras.Model] | None = None,
-        monitors: Monitors | None = None,
         real_diversity: float | None = None,
         writer: BackgroundWriter | None = None,
     ):
-        """generator: returns G as samples should use (default: the model's own G);
-        with monitors and real_diversity, each grid also reports the diversity of the
-        fixed noise's images relative to real images."""
-        super().__init__(every, start_step, writer)
-        self.run, self.noise, self.tensorboard = run, noise, tensorboard
-        self.generator, self.monitors, self.real_diversity = generator, monitors, real_diversity
+        """With real_diversity, each grid also reports to training.monitors the diversity
+        of the fixed noise's images relative to real images."""
+        super().__init__(every, training.start_step, writer)
+        self.run, self.noise, self.tensorboard = training.run, noise, tensorboard
+        self.generator, self.monitors = training.generator, training.monitors
+        self.real_diversity = real_diversity
         self.last_written: int | None = None
 
     def write(self, step: int) -> None:
-        generator = self.generator() if self.generator else self.model.generator
-        pixels = _render(generator, self.noise)
-        if self.monitors is not None and self.real_diversity and step > 0:
+        pixels = _render(self.generator(), self.noise)
+        if self.real_diversity and step > 0:
             diversity = device_scores.mean_pairwise_distance(pixels) / self.real_diversity
             self.monitors.report(step, "diversity", diversity)
         path = self.run.sample_path(step)
@@ -487,18 +495,6 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-@dataclass(frozen=True)
-class Training:
-    """What the side effects of one fit() share."""
-
-    run: RunDir
-    objects: dict  # what a checkpoint holds
-    generator: Callable[[], keras.Model]  # G as samples, evaluation and export see it
-    monitors: Monitors
-    start_step: int
-    total_steps: int
 
 
 class Evaluation(Periodic):

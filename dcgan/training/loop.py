@@ -417,13 +417,10 @@ def _side_effects(
             config.train.steps, batch_size, out.log_every, start_step, stream=progress_stream
         ),
         callbacks.SampleGrids(
-            run,
+            training,
             session.noise,
             out.sample_every,
-            start_step,
             tensorboard,
-            generator=training.generator,
-            monitors=training.monitors,
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
             writer=writer,
         ),
