@@ -18,8 +18,6 @@ from dcgan.storage import checkpoints
 from dcgan.storage.run_folder import RunDir
 
 MAX_KERAS_BYTES = 2 * GiB  # a .keras file inflated: a generator's weights are far below
-
-
 MAX_KERAS_CONFIG_BYTES = 4 * MiB  # config.json and metadata.json, read whole into memory
 
 

@@ -9,17 +9,13 @@ from dcgan.files.reading import MiB, read_text_lenient
 # What the adversarial model measures every step (its trackers are made from these names).
 METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")
 
-
 # Measured now and then (sample grids, evaluations): empty in the other rows.
 MONITOR_NAMES = ("diversity", "kid", "copy_rate")
 
-
 METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec", *MONITOR_NAMES)
-
 
 # Every row has these, also in runs written before d_accuracy and the monitors existed.
 REQUIRED_COLUMNS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")
-
 
 MAX_METRICS_BYTES = 256 * MiB  # a million rows at log_every 1 is about 100 MB
 
