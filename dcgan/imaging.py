@@ -156,7 +156,7 @@ class ProgressGif:
 
 
 def write_progress_gif(
-    grids: Sequence[tuple[int, Path]], path: Path, fps: float = 5.0
+    grids: Sequence[tuple[int, Path]], path: Path, fps: float = 8.0
 ) -> ProgressGif:
     """Sample grids (step, png) in step order, each frame labelled with its step. A file
     that is not one of the run's grids (unreadable, not a regular file, another size than

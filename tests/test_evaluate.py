@@ -105,7 +105,7 @@ def test_evaluate_a_run_with_random_features_writes_json(trained_run):
 
 
 def test_without_inception_weights_offline_it_says_what_to_download_and_where(trained_run):
-    result = invoke("evaluate", "--ckpt", trained_run, "-n", 40)
+    result = invoke("evaluate", "--ckpt", trained_run, "-n", 40, "--features", "inception")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert INCEPTION_URL_TAIL in result.output
@@ -114,6 +114,12 @@ def test_without_inception_weights_offline_it_says_what_to_download_and_where(tr
 
 
 INCEPTION_URL_TAIL = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def test_by_default_offline_it_measures_in_the_random_network_and_says_so(trained_run):
+    result = invoke("evaluate", "--ckpt", trained_run, "-n", 20, "--max-real", 20)
+    assert result.exit_code == 0, result.output
+    assert "in random-convnet-64, 20 generated against 20 real images" in result.output
 
 
 def test_a_missing_or_foreign_weights_file_is_one_line(trained_run, tmp_path):

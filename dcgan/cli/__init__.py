@@ -27,7 +27,28 @@ def _setup_logging() -> None:
         logger.propagate = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+SECTIONS = (
+    ("Train", ("train",)),
+    ("Look at a run", ("runs", "gif", "evaluate", "nearest")),
+    ("Generate", ("sample", "interpolate")),
+    ("Export", ("export",)),
+)
+
+
+class _Sections(click.Group):
+    """`dcgan --help` with the commands grouped by task, each summary whole."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for _, names in SECTIONS for name in names]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, names in SECTIONS:
+            rows = [(name, self.commands[name].get_short_help_str(limit=1000)) for name in names]
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Sections, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dcgan")
 def main() -> None:
     """Train Deep Convolutional GANs on your images and turn them into pictures."""

@@ -4,6 +4,7 @@ takes, and how paths are shown."""
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -111,3 +112,13 @@ def shown(path: Path) -> str:
         return printable(str(path.relative_to(Path.cwd())))
     except ValueError:
         return printable(str(path))
+
+
+def command_name() -> str:
+    """How to run dcgan again from here: `dcgan` when it is on the PATH, else the script
+    beside this Python (`.venv/bin/dcgan` after scripts/demo.sh, whose venv is not
+    activated in the user's shell)."""
+    if shutil.which("dcgan"):
+        return "dcgan"
+    script = Path(sys.executable).parent / "dcgan"
+    return shown(script) if script.is_file() else "dcgan"

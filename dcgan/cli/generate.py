@@ -22,7 +22,7 @@ from dcgan.errors import shorten
 from dcgan.runtime import import_tensorflow
 
 
-@click.command()
+@click.command(short_help="Write N images from a trained generator as PNG files.")
 @ckpt_option
 @click.option(
     "-n",
@@ -102,7 +102,7 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     return seeds
 
 
-@click.command()
+@click.command(short_help="Walk through latent space between seeds: a grid and a GIF.")
 @ckpt_option
 @click.option(
     "--seeds",
@@ -129,7 +129,13 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     "dips through low-norm latents the generator never saw.",
 )
 @click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
-@click.option("--fps", type=FiniteFloatRange(min=0.1, max=50), default=8.0, show_default=True)
+@click.option(
+    "--fps",
+    type=FiniteFloatRange(min=0.1, max=50),
+    default=8.0,
+    show_default=True,
+    help="Frames per second of the GIF (and the MP4).",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -166,7 +172,7 @@ def interpolate(
     report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
 
 
-@click.command()
+@click.command(short_help="Export the generator alone, as a .keras file or a SavedModel.")
 @ckpt_option
 @click.option(
     "--format",
@@ -174,6 +180,8 @@ def interpolate(
     type=click.Choice(["keras", "savedmodel"]),
     default="keras",
     show_default=True,
+    help="keras: one .keras file for keras.models.load_model; savedmodel: a TensorFlow "
+    "SavedModel folder whose serve signature maps latents to images.",
 )
 @click.option(
     "--out",
@@ -182,7 +190,12 @@ def interpolate(
 )
 @force_option
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
-    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]."""
+    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1].
+
+    \b
+    Example:
+      dcgan export --ckpt runs/00000-digits --format savedmodel
+    """
     import_tensorflow()
     from dcgan.generation.export import export_generator
     from dcgan.generation.loading import load_generator

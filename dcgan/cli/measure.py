@@ -21,11 +21,14 @@ from dcgan.runtime import import_tensorflow
 
 features_option = click.option(
     "--features",
-    type=click.Choice(["inception", "random"]),
-    default="inception",
+    type=click.Choice(["auto", "inception", "random"]),
+    default="auto",
     show_default=True,
-    help="Feature space: Keras' InceptionV3 pool features (the published standard), or "
-    "a fixed random network that needs no download (scores compare only among themselves).",
+    help="Feature space: Keras' InceptionV3 pool features (the published standard; "
+    "'inception' downloads its weights if they are not cached), or a fixed random network "
+    "that needs no download (its scores compare only among themselves). auto: Inception "
+    "when its weights are in Keras' cache, the random network otherwise; the output says "
+    "which.",
 )
 
 
@@ -37,7 +40,7 @@ inception_weights_option = click.option(
 )
 
 
-@click.command()
+@click.command(short_help="Score a generator: FID, KID, precision/recall, copy rate.")
 @ckpt_option
 @click.option(
     "-n",
@@ -96,7 +99,7 @@ def evaluate(
     )
 
 
-@click.command()
+@click.command(short_help="Show samples beside their nearest training images.")
 @ckpt_option
 @click.option(
     "-n",
@@ -121,15 +124,14 @@ def evaluate(
     show_default=True,
     help=f"Samples the copy rate is measured on (at most {MAX_SCORED}).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
-    "--features",
-    type=click.Choice(["auto", "inception", "random"]),
-    default="auto",
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
     show_default=True,
-    help="Feature space of the second set of neighbours: auto uses InceptionV3 when its "
-    "weights are in Keras' cache, the fixed random network otherwise.",
+    help="Seed of the samples' latents: the samples of `dcgan sample --seed S`.",
 )
+@features_option
 @inception_weights_option
 @click.option("--out", type=click.Path(path_type=Path), help="Folder. Default: <run>/nearest/.")
 @force_option

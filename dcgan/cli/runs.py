@@ -16,9 +16,15 @@ from dcgan.errors import DcganError, printable
 from dcgan.files import writing
 
 
-@click.command()
+@click.command(short_help="Animate a run's sample grids in step order, also while it trains.")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--fps", type=FiniteFloatRange(min=0.1, max=50), default=5.0, show_default=True)
+@click.option(
+    "--fps",
+    type=FiniteFloatRange(min=0.1, max=50),
+    default=8.0,
+    show_default=True,
+    help="Frames per second.",
+)
 @click.option(
     "--every",
     type=click.IntRange(min=1),
@@ -31,7 +37,14 @@ from dcgan.files import writing
 )
 @force_option
 def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) -> None:
-    """Make a GIF of a run's sample grids in step order, also while it trains."""
+    """Make a GIF of a run's sample grids in step order, each frame labelled with its step,
+    also while the run trains. Without --out it replaces the run's own progress.gif, which
+    training writes too.
+
+    \b
+    Example:
+      dcgan gif runs/00000-digits --every 2 --out progress-fast.gif
+    """
     from dcgan import imaging
     from dcgan.storage import run_folder
 
@@ -43,10 +56,11 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
         chosen = grids[::every]
         if chosen[-1] != grids[-1]:
             chosen.append(grids[-1])
-        if out is None:
+        if out is None:  # the run's own GIF, which training rewrites anyway
             run_folder.refuse_links(run, ("progress.gif",))
             out = run.progress_gif
-        writing.refuse_existing([out], force)
+        else:
+            writing.refuse_existing([out], force)
         made = imaging.write_progress_gif(chosen, out, fps=fps)
         if not made.frames:
             raise DcganError(f"{run_dir}: no readable sample grid (first: {made.skipped[0]})")
@@ -63,10 +77,16 @@ def gif(run_dir: Path, fps: float, every: int, out: Path | None, force: bool) ->
     click.echo(f"wrote {shown(out)}: {made.frames} frames, steps {made.steps[0]}..{made.steps[-1]}")
 
 
-@click.command()
+@click.command(short_help="List the runs in a folder: data, size, progress, losses, state.")
 @click.argument("folder", type=click.Path(path_type=Path), default="runs")
 def runs(folder: Path) -> None:
-    """List the runs under an output folder: data, size, progress, last losses, state."""
+    """List the runs under an output folder: data, size, progress, last losses, the last
+    sample grid and the state (finished, stopped, running, or broken with the reason).
+
+    \b
+    Example:
+      dcgan runs runs/
+    """
     from dcgan.storage import listing
 
     with input_errors():

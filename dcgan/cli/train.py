@@ -12,6 +12,7 @@ from dcgan import config as config_module
 from dcgan.cli.common import (
     EXIT_INTERRUPTED,
     InputError,
+    command_name,
     interrupt,
     shown,
 )
@@ -19,7 +20,7 @@ from dcgan.errors import DcganError, TrainingDiverged
 from dcgan.runtime import import_tensorflow
 
 
-@click.command()
+@click.command(short_help="Train a DCGAN from a YAML config, or resume a run.")
 @click.option(
     "--config",
     "config_path",
@@ -138,8 +139,8 @@ def _summarise(result) -> None:
     if result.finished:
         lines.append(
             f"open {shown(run.progress_gif)} to watch it learn; "
-            f"train further with: dcgan train --resume {root} --set train.steps=N"
+            f"train further with: {command_name()} train --resume {root} --set train.steps=N"
         )
     else:
-        lines.append(f"continue with: dcgan train --resume {root}")
+        lines.append(f"continue with: {command_name()} train --resume {root}")
     click.echo("\n".join(lines))
