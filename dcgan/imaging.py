@@ -93,41 +93,39 @@ def save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> Non
         imageio.mimwrite(tmp, rgb, format="FFMPEG", fps=fps, macro_block_size=1)
 
 
-OUTPUT_SERIES = ("d_real", "d_fake", "d_accuracy")
-EVALUATION_SERIES = ("kid", "diversity", "copy_rate")
+# The panels of losses.png and the series each shows. KID (near 0, a few thousandths apart)
+# has a panel of its own: beside diversity and the copy rate (0..1) it would be a flat line.
+PANELS = (
+    ("losses", ("d_loss", "g_loss")),
+    ("D(x), D(G(z)) and D's accuracy", ("d_real", "d_fake", "d_accuracy")),
+    ("KID (lower is better)", ("kid",)),
+    ("diversity and copy rate", ("diversity", "copy_rate")),
+)
+MEASURED_NOW_AND_THEN = ("kid", "diversity", "copy_rate")
 
 
-def plot_losses(
-    series: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path, title: str = ""
-) -> None:
-    """Loss curves, D's outputs and accuracy, and (once measured) the evaluation series,
-    each against the steps it was measured at: series maps a name to (steps, values)."""
+def loss_figure(series: dict[str, tuple[Sequence[int], Sequence[float]]], title: str = ""):
+    """The figure of losses.png: one panel per group of PANELS that has data, each series
+    against the steps it was measured at (series maps a name to (steps, values))."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    evaluated = any(series.get(name, ((), ()))[0] for name in EVALUATION_SERIES)
-    panels = 3 if evaluated else 2
-    figure = Figure(figsize=(4 * panels, 4.5), dpi=100)
-    axes = [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
-    losses, outputs = axes[0], axes[1]
-    for name, (steps, values) in series.items():
-        if not steps:
-            continue
-        if name in OUTPUT_SERIES:
-            axis = outputs
-        elif name in EVALUATION_SERIES:
-            axis = axes[2]
-        else:
-            axis = losses
-        marker = "o" if name in EVALUATION_SERIES else None
-        axis.plot(steps, values, label=name, linewidth=1, marker=marker, markersize=3)
-    losses.set_title("losses")
-    outputs.set_title("D(x), D(G(z)) and D's accuracy")
-    if evaluated:
-        axes[2].set_title("evaluation")
-    for axis in axes:
+    always = (PANELS[0][0], PANELS[1][0])  # the evaluation panels once measured
+    shown = []
+    for panel, names in PANELS:
+        present = [name for name in names if series.get(name, ((), ()))[0]]
+        if present or panel in always:
+            shown.append((panel, present))
+    figure = Figure(figsize=(4 * len(shown), 4.5), dpi=100)
+    for index, (panel, names) in enumerate(shown):
+        axis = figure.add_subplot(1, len(shown), index + 1)
+        for name in names:
+            steps, values = series[name]
+            marker = "o" if name in MEASURED_NOW_AND_THEN else None
+            axis.plot(steps, values, label=name, linewidth=1, marker=marker, markersize=3)
+        axis.set_title(panel)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         if axis.lines:
@@ -136,6 +134,14 @@ def plot_losses(
         figure.suptitle(title)
     # Fixed margins: tight_layout measured every label again and took a third of the time.
     figure.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.86, wspace=0.22)
+    return figure
+
+
+def plot_losses(
+    series: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path, title: str = ""
+) -> None:
+    """losses.png: loss_figure written whole."""
+    figure = loss_figure(series, title)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
 

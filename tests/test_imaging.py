@@ -90,6 +90,25 @@ def test_loss_plot_is_a_png(tmp_path):
         assert plot.size == (1200, 450)
 
 
+def test_kid_has_a_scale_of_its_own_beside_diversity_and_the_copy_rate():
+    """KID a few thousandths apart next to diversity near 1 would be a flat line at 0."""
+    steps = [100, 200, 300]
+    series = {
+        "d_loss": (steps, [1.4, 1.2, 1.0]),
+        "g_loss": (steps, [0.7, 0.9, 1.1]),
+        "kid": (steps, [0.012, 0.009, 0.007]),
+        "diversity": (steps, [0.95, 0.97, 0.96]),
+        "copy_rate": (steps, [0.0, 0.01, 0.02]),
+    }
+    axes = {axis.get_title(): axis for axis in imaging.loss_figure(series).axes}
+    kid = axes["KID (lower is better)"]
+    assert [line.get_label() for line in kid.lines] == ["kid"]
+    low, high = kid.get_ylim()
+    assert low > 0.005 and high < 0.014  # the axis spans KID's own range
+    others = axes["diversity and copy rate"]
+    assert [line.get_label() for line in others.lines] == ["diversity", "copy_rate"]
+
+
 def test_atomic_dir_replaces_whole_and_keeps_the_old_folder_on_failure(tmp_path):
     target = tmp_path / "model"
     with writing.atomic_dir(target) as staging:

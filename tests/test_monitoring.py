@@ -80,7 +80,7 @@ def test_kid_diversity_and_copy_rate_reach_metrics_csv_tensorboard_and_the_plot(
     assert float(rows[3]["kid"]) != float(rows[6]["kid"])  # G changed between them
     assert {"d_accuracy", "diversity", "copy_rate"} <= set(logged)
     with Image.open(evaluated_run / "losses.png") as plot:
-        assert plot.size == (1200, 450)  # the third panel: evaluation
+        assert plot.size == (1600, 450)  # two more panels: KID, diversity and copy rate
     assert "measuring in random-convnet-64" in text  # no Inception weights offline
     assert "(random-convnet-64)" in text
 
