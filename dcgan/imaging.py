@@ -61,6 +61,42 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(canvas)
 
 
+CAPTION = 14  # pixels of a strip of text (PIL's default font is 11 px tall)
+
+
+def captioned_grid(
+    cells: Sequence[np.ndarray | None],
+    captions: Sequence[str],
+    columns: int,
+    titles: dict[int, str],
+    min_side: int = 64,
+) -> np.ndarray:
+    """An RGB table of images, each with its caption underneath, and titles over the
+    columns they start at (a title may run over the columns after it). None is an empty
+    cell. Small images are enlarged (nearest neighbour, whole multiples) to at least
+    min_side, so that a caption fits under each."""
+    height, width = next(c for c in cells if c is not None).shape[:2]
+    scale = max(1, math.ceil(min_side / height))
+    cell_w, cell_h, gap = width * scale, height * scale + CAPTION, 2
+    rows = math.ceil(len(cells) / columns)
+    canvas = Image.new(
+        "RGB",
+        (gap + columns * (cell_w + gap), CAPTION + gap + rows * (cell_h + gap)),
+        (255, 255, 255),
+    )
+    draw = ImageDraw.Draw(canvas)
+    for column, title in titles.items():
+        draw.text((gap + column * (cell_w + gap), 1), title, fill=(0, 0, 0))
+    for index, (cell, caption) in enumerate(zip(cells, captions, strict=True)):
+        row, column = divmod(index, columns)
+        left, top = gap + column * (cell_w + gap), CAPTION + gap + row * (cell_h + gap)
+        if cell is not None:
+            big = np.repeat(np.repeat(cell, scale, axis=0), scale, axis=1)
+            canvas.paste(to_pil(big).convert("RGB"), (left, top))
+        draw.text((left + 1, top + height * scale + 1), caption, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
 def save_gif(
     frames: Sequence[np.ndarray], path: Path, fps: float = 5.0, hold_last: float = 2.0
 ) -> None:

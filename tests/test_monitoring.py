@@ -156,12 +156,20 @@ def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run)
     assert "copy rate" in result.output
     (grid,) = (evaluated_run / "nearest").glob("step-*-seed-0.png")
     with Image.open(grid) as image:
-        # 3 rows of 1 sample + gap + 2 by pixels + gap + 2 by features, 16 px with 2 px padding
-        assert image.size == (2 + 7 * 18, 2 + 3 * 18)
+        # 3 rows of a sample, a gap, 2 by pixels, a gap, 2 by features: 16 px images shown
+        # 4x (64 px) with a 14 px caption under each, 2 px between, a 14 px title strip.
+        assert image.size == (2 + 7 * (64 + 2), 14 + 2 + 3 * (64 + 14 + 2))
+        pixels = np.asarray(image.convert("L"))
+    for column in (0, 2, 5):  # sample, nearest in pixels, nearest in features
+        title = pixels[1:13, 2 + column * 66 : 2 + column * 66 + 40]
+        assert (title < 128).any(), f"no title over column {column}"
+    caption = pixels[16 + 64 : 16 + 78, 2 + 2 * 66 : 2 + 3 * 66]  # the first pixel neighbour
+    assert (caption < 128).any()
     report = json.loads(grid.with_suffix(".json").read_text())
     assert report["samples"] == 30 and report["training_images"] == 64
     assert 0.0 <= report["copy_rate"] <= 1.0
     assert len(report["shown_nearest_pixel_distances"]) == 3
+    assert len(report["shown_nearest_feature_distances"]) == 3
 
 
 def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_path):

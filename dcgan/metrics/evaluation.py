@@ -147,9 +147,10 @@ def write_nearest(
     out: Path,
     force: bool,
 ) -> tuple[list[Path], dict]:
-    """The memorisation check: a grid whose rows are one generated sample, its nearest
-    training images in pixels, then its nearest in features (a grey tile between), and the
-    copy rate of rate_samples samples, as <stem>.png and <stem>.json in out."""
+    """The memorisation check: a table whose rows are one generated sample, its nearest
+    training images in pixels, then its nearest in features, each titled and captioned
+    with its distance, and the copy rate of rate_samples samples, as <stem>.png and
+    <stem>.json in out."""
     stem = f"{_checkpoint_stem(generator)}-seed-{query.seed}"
     grid_path, json_path = out / f"{stem}.png", out / f"{stem}.json"
     writing.refuse_existing([grid_path, json_path], force)
@@ -162,22 +163,19 @@ def write_nearest(
         query.neighbours,
     )
     real = real_features(generator.run, real_images, extractor)
-    by_features, _ = scores.nearest(extractor.features(shown), real, query.neighbours)
-    gap = np.full_like(shown[:1], 128)
-    tiles = [
-        tile
-        for i in range(query.count)
-        for tile in (
-            shown[i : i + 1],
-            gap,
-            real_images[by_pixels[i]],
-            gap,
-            real_images[by_features[i]],
-        )
-    ]
-    columns = 1 + 1 + query.neighbours + 1 + query.neighbours
+    by_features, feature_distances = scores.nearest(
+        extractor.features(shown), real, query.neighbours
+    )
+    k = query.neighbours
+    cells, captions = [], []
+    for i in range(query.count):
+        cells += [shown[i], None, *real_images[by_pixels[i]], None, *real_images[by_features[i]]]
+        captions += [f"#{i}", "", *(f"{d:.2f}" for d in pixel_distances[i]), ""]
+        captions += [f"{d:.2f}" for d in feature_distances[i]]
+    titles = {0: "sample", 2: "nearest in pixels", 3 + k: f"nearest in {extractor.name}"}
     writing.make_folder(out, "--out")
-    imaging.save_png(imaging.make_grid(np.concatenate(tiles), columns=columns), grid_path)
+    grid = imaging.captioned_grid(cells, captions, columns=3 + 2 * k, titles=titles)
+    imaging.save_png(grid, grid_path)
     copies = scores.copy_rate(imaging.from_uint8(samples[: query.rate_samples]), real_pixels)
     report = {
         "checkpoint": generator.source,
@@ -189,6 +187,7 @@ def write_nearest(
         "copy_quantile": copies.quantile,
         "median_nearest_distance": float(np.median(copies.sample_distances)),
         "shown_nearest_pixel_distances": pixel_distances[:, 0].round(4).tolist(),
+        "shown_nearest_feature_distances": feature_distances[:, 0].round(4).tolist(),
     }
     writing.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     return [grid_path, json_path], report
