@@ -18,6 +18,12 @@ from PIL import Image
 os.environ["DCGAN_OFFLINE"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # Several test processes share the cores: TensorFlow's pools sized for one of them, so
+    # that the workers do not each spread over every core and wait on each other.
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(_threads))
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +143,4 @@ def snapshot(run: Path) -> dict[str, str]:
         for p in sorted(run.rglob("*"))
         if p.is_file()
     }
+
