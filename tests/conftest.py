@@ -143,4 +143,3 @@ def snapshot(run: Path) -> dict[str, str]:
         for p in sorted(run.rglob("*"))
         if p.is_file()
     }
-
