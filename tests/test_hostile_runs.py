@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import run_dirs, save_image, snapshot, tiny_config, write_config
+from conftest import copy_run, run_dirs, save_image, snapshot, tiny_config, write_config
 from PIL import Image
 
 from dcgan.cli import main
@@ -97,12 +97,6 @@ def finished(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(root)
     return run
-
-
-def copy_of(run: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "runs" / run.name
-    shutil.copytree(run, copy)
-    return copy
 
 
 # --- the config file ----------------------------------------------------------------------
@@ -235,7 +229,7 @@ def test_image_files_named_in_other_encodings_are_logged_not_fatal(runner, tmp_p
 
 @pytest.mark.parametrize("name", ["train.lock", "train.log", "metrics.csv"])
 def test_a_file_planted_as_a_link_in_a_run_is_never_written_through(finished, tmp_path, name):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     (run / name).unlink(missing_ok=True)
@@ -248,7 +242,7 @@ def test_a_file_planted_as_a_link_in_a_run_is_never_written_through(finished, tm
 
 
 def test_a_run_subfolder_planted_as_a_link_is_refused(finished, tmp_path):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     shutil.move(run / "samples", elsewhere)
     (run / "samples").symlink_to(elsewhere)
@@ -261,7 +255,7 @@ def test_a_run_subfolder_planted_as_a_link_is_refused(finished, tmp_path):
 
 @pytest.mark.parametrize("name", ["train.lock", "train.log", "fixed_noise.npy", "config.yaml"])
 def test_a_fifo_in_a_run_folder_is_refused_without_blocking(finished, tmp_path, name):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     (run / name).unlink(missing_ok=True)
     os.mkfifo(run / name)
     result = invoke("train", "--resume", str(run), "--set", "train.steps=6", timeout=90)
@@ -316,7 +310,7 @@ def test_a_full_disk_when_the_lock_is_written_is_one_line_and_leaves_no_run(
     ],
 )
 def test_damaged_fixed_latents_are_one_line_naming_the_file(finished, tmp_path, damage, expected):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     path = run / "fixed_noise.npy"
     if damage == "empty":
         path.write_bytes(b"")
@@ -347,7 +341,7 @@ def foreign_files(samples: Path) -> None:
 
 
 def test_gif_leaves_out_foreign_files_in_samples(finished, tmp_path):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     foreign_files(run / "samples")
     result = invoke("gif", str(run), "--force", timeout=60)
     assert result.returncode == 0, result.stderr
@@ -360,7 +354,7 @@ def test_gif_leaves_out_foreign_files_in_samples(finished, tmp_path):
 
 
 def test_a_resumed_run_finishes_with_foreign_files_in_samples(finished, tmp_path):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     foreign_files(run / "samples")
     result = invoke("train", "--resume", str(run), "--set", "train.steps=6", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -371,7 +365,7 @@ def test_a_resumed_run_finishes_with_foreign_files_in_samples(finished, tmp_path
 
 
 def test_metrics_rows_that_are_not_numbers_do_not_stop_a_resumed_run(finished, tmp_path):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     with open(run / "metrics.csv", "a") as stream:
         stream.write("3,oops,1,1,1,1\n")
         stream.write("4," + "9" * 200_000 + ",1,1,1,1\n")
@@ -432,7 +426,7 @@ def break_config_bomb(run: Path) -> str:
     ],
 )
 def test_runs_lists_every_run_and_shows_a_broken_one_as_broken(finished, tmp_path, damage):
-    healthy = copy_of(finished, tmp_path)
+    healthy = copy_run(finished, tmp_path)
     bad = tmp_path / "runs" / "00007-damaged"
     shutil.copytree(finished, bad)
     reason = damage(bad)
@@ -452,7 +446,7 @@ def test_runs_lists_every_run_and_shows_a_broken_one_as_broken(finished, tmp_pat
 
 
 def test_a_finished_run_without_checkpoints_is_not_trained_again_from_zero(finished, tmp_path):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     shutil.rmtree(run / "checkpoints")
     before = snapshot(run)
     result = invoke("train", "--resume", str(run), "--set", "train.steps=6")
@@ -483,7 +477,7 @@ def test_a_run_stopped_before_its_first_checkpoint_still_starts_over(runner, tmp
 
 @pytest.mark.parametrize("command", ["train", "sample"])
 def test_a_fifo_among_checkpoint_files_is_refused_without_blocking(finished, tmp_path, command):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     (data,) = (run / "checkpoints" / "step-0000004").glob("ckpt.data-*")
     data.unlink()
     os.mkfifo(data)
@@ -518,7 +512,7 @@ def test_models_that_do_not_fit_in_memory_are_one_line_and_leave_no_run(
 def test_sample_does_not_write_through_a_folder_planted_as_a_link_in_its_run(
     runner, finished, tmp_path
 ):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (run / "generated").symlink_to(elsewhere)
@@ -532,7 +526,7 @@ def test_sample_does_not_write_through_a_folder_planted_as_a_link_in_its_run(
 def test_measurements_do_not_write_through_a_folder_planted_as_a_link(
     runner, finished, tmp_path, command
 ):
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     folder = "eval" if command == "evaluate" else "nearest"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -549,7 +543,7 @@ def test_measurements_do_not_write_through_a_folder_planted_as_a_link(
 
 def test_a_checkpoints_folder_linked_to_another_disk_is_read(runner, finished, tmp_path):
     """Only what a command writes must not be a link: checkpoints/ may live elsewhere."""
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     shutil.move(run / "checkpoints", tmp_path / "big-disk")
     (run / "checkpoints").symlink_to(tmp_path / "big-disk")
     result = runner.invoke(main, ["sample", "--ckpt", str(run), "-n", "2"])
@@ -573,7 +567,7 @@ def test_a_run_without_checkpoints_that_trained_past_its_first_is_not_started_ov
 ):
     """No generator.keras (it never finished), but its metrics go past the first
     checkpoint's step, so a checkpoint existed and was deleted."""
-    run = copy_of(finished, tmp_path)
+    run = copy_run(finished, tmp_path)
     shutil.rmtree(run / "checkpoints")
     (run / "generator.keras").unlink()
     before = snapshot(run)

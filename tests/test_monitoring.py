@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import run_dirs, tiny_config, write_config
+from conftest import copy_run, run_dirs, tiny_config, write_config
 from PIL import Image
 
 from dcgan.runtime import import_tensorflow
@@ -112,18 +111,11 @@ def test_every_ckpt_command_accepts_the_best_checkpoint(evaluated_run, tmp_path)
     assert result.exit_code == 0, result.output
 
 
-def copy_of(run: Path, tmp_path: Path) -> Path:
-    """A copy to resume: the shared run stays as its fixture made it, whatever runs first."""
-    copy = tmp_path / "runs" / run.name
-    shutil.copytree(run, copy)
-    return copy
-
-
 @pytest.mark.parametrize("earlier_kid, replaced", [(-1.0, False), (1e9, True)])
 def test_a_resumed_run_keeps_its_best_unless_it_beats_it(
     evaluated_run, tmp_path, earlier_kid, replaced
 ):
-    run = copy_of(evaluated_run, tmp_path)
+    run = copy_run(evaluated_run, tmp_path)
     best_json = run / "checkpoints" / "best" / "best.json"
     earlier = {"step": 3, "kid": earlier_kid, "features": "random-convnet-64"}
     best_json.write_text(json.dumps(earlier))
@@ -139,7 +131,7 @@ def test_a_resumed_run_keeps_its_best_unless_it_beats_it(
 
 
 def test_a_best_chosen_in_another_feature_space_is_replaced(evaluated_run, tmp_path):
-    run = copy_of(evaluated_run, tmp_path)
+    run = copy_run(evaluated_run, tmp_path)
     best_json = run / "checkpoints" / "best" / "best.json"
     # As if Inception weights were cached during an earlier part of the run.
     best_json.write_text(json.dumps({"step": 1, "kid": -1.0, "features": "inception_v3_pool"}))

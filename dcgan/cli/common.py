@@ -59,6 +59,22 @@ MAX_STEPS = 256  # images per segment of a walk
 # image and feature vector is held in memory at once (about 1 GB of features at 50,000).
 MAX_SCORED = 50_000
 
+# Options of several commands, defined once so that each has one default everywhere.
+seed_option = click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the latents: the same seed gives the same images, those of "
+    "`dcgan sample --seed S`.",
+)
+fps_option = click.option(
+    "--fps",
+    type=FiniteFloatRange(min=0.1, max=50),
+    default=8.0,
+    show_default=True,
+    help="Frames per second of the GIF (and of the MP4 where one is written).",
+)
 force_option = click.option("--force", is_flag=True, help="Replace files that already exist.")
 batch_size_option = click.option(
     "--batch-size",

@@ -14,8 +14,10 @@ from dcgan.cli.common import (
     ckpt_option,
     default_out,
     force_option,
+    fps_option,
     input_errors,
     report,
+    seed_option,
     shown,
 )
 from dcgan.errors import shorten
@@ -32,13 +34,7 @@ from dcgan.runtime import import_tensorflow
     show_default=True,
     help="Number of images, written one batch at a time (disk is the only bound).",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the latents: the same seed gives the same images.",
-)
+@seed_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -129,13 +125,7 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     "dips through low-norm latents the generator never saw.",
 )
 @click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
-@click.option(
-    "--fps",
-    type=FiniteFloatRange(min=0.1, max=50),
-    default=8.0,
-    show_default=True,
-    help="Frames per second of the GIF (and the MP4).",
-)
+@fps_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

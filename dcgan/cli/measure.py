@@ -14,6 +14,7 @@ from dcgan.cli.common import (
     force_option,
     input_errors,
     report,
+    seed_option,
     shown,
 )
 from dcgan.config import COPY_RATE_WARNING
@@ -124,13 +125,7 @@ def evaluate(
     show_default=True,
     help=f"Samples the copy rate is measured on (at most {MAX_SCORED}).",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the samples' latents: the samples of `dcgan sample --seed S`.",
-)
+@seed_option
 @features_option
 @inception_weights_option
 @click.option("--out", type=click.Path(path_type=Path), help="Folder. Default: <run>/nearest/.")

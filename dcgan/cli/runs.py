@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from dcgan.cli.common import (
-    FiniteFloatRange,
     force_option,
+    fps_option,
     input_errors,
     shown,
 )
@@ -18,13 +18,7 @@ from dcgan.files import writing
 
 @click.command(short_help="Animate a run's sample grids in step order, also while it trains.")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--fps",
-    type=FiniteFloatRange(min=0.1, max=50),
-    default=8.0,
-    show_default=True,
-    help="Frames per second.",
-)
+@fps_option
 @click.option(
     "--every",
     type=click.IntRange(min=1),

@@ -126,5 +126,4 @@ def check_zip(
 
 def read_text_lenient(path: Path, limit: int, what: str) -> str:
     """A regular file of at most limit bytes as text, bytes that are not UTF-8 replaced."""
-    with open_regular(path, limit, what) as stream:
-        return stream.read(limit).decode("utf-8", "replace")
+    return read_bytes(path, limit, what).decode("utf-8", "replace")

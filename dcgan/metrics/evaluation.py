@@ -119,8 +119,9 @@ def require_run(generator: LoadedGenerator) -> RunDir:
 
 def results_path(generator: LoadedGenerator, extractor: FeatureExtractor) -> Path:
     """<run>/eval/<checkpoint>-<space>.json: one file per checkpoint and feature space."""
-    run_folder.refuse_links(require_run(generator), ("eval",))
-    return require_run(generator).eval_dir / f"{_checkpoint_stem(generator)}-{extractor.name}.json"
+    run = require_run(generator)
+    run_folder.refuse_links(run, ("eval",))
+    return run.eval_dir / f"{_checkpoint_stem(generator)}-{extractor.name}.json"
 
 
 def write_results(results: dict, path: Path) -> None:

@@ -12,11 +12,8 @@ from dcgan.files.reading import UnsafeFile, open_regular
 from dcgan.storage.run_folder import RunDir
 
 
-def fixed_noise(run: RunDir, config: Config) -> np.ndarray:
-    """The latent batch behind every sample grid of the run, drawn once and kept."""
-    kept = kept_fixed_noise(run, config)
-    if kept is not None:
-        return kept
+def draw_fixed_noise(run: RunDir, config: Config) -> np.ndarray:
+    """A new run's latent batch behind every sample grid, drawn from the seed and kept."""
     rng = np.random.default_rng(config.seed)
     noise = rng.standard_normal((config.output.num_samples, config.model.latent_dim))
     noise = noise.astype(np.float32)

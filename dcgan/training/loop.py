@@ -46,7 +46,7 @@ from dcgan.models.networks import (
     standing_statistics,
 )
 from dcgan.storage import checkpoints, lock, metrics_file, run_folder
-from dcgan.storage.fixed_noise import fixed_noise, kept_fixed_noise
+from dcgan.storage.fixed_noise import draw_fixed_noise, kept_fixed_noise
 from dcgan.storage.run_folder import RunDir
 from dcgan.training import callbacks
 from dcgan.training.execution import Execution, plan, step_flops, steps_per_execution
@@ -191,7 +191,7 @@ class _Session:
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
-    session = _restore(config, run, _prepare(config, run))
+    session = _restore(config, run, *_prepare(config, run))
     total = config.train.steps
     if session.start_step >= total:
         log.info(
@@ -212,9 +212,10 @@ def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     return TrainResult(run, session.start_step, step, total, seconds, interrupted)
 
 
-def _prepare(config: Config, run: RunDir) -> Execution:
+def _prepare(config: Config, run: RunDir) -> tuple[Execution, np.ndarray | None]:
     """The device plan, determinism and seeds; what a killed writer left is cleaned up,
-    and a damaged fixed_noise.npy is refused before anything loads."""
+    and the run's kept latents read (a damaged fixed_noise.npy is refused before anything
+    loads; None for a new run)."""
     execution = plan(config.train, run.config)
     if config.train.batch_size % execution.replicas:
         raise ConfigError(
@@ -226,14 +227,15 @@ def _prepare(config: Config, run: RunDir) -> Execution:
     keras.utils.set_random_seed(config.seed)
     if removed := run_folder.remove_stale_temporaries(run):
         log.info("removed %d half-written file(s) left by a process that was killed", removed)
-    kept_fixed_noise(run, config)
-    return execution
+    return execution, kept_fixed_noise(run, config)
 
 
-def _restore(config: Config, run: RunDir, execution: Execution) -> _Session:
+def _restore(
+    config: Config, run: RunDir, execution: Execution, kept_noise: np.ndarray | None
+) -> _Session:
     """The models, from the run's newest checkpoint when it has one; then the run's
-    config.yaml (only once the checkpoint has loaded: a failed resume leaves it as it was)
-    and its fixed latents."""
+    config.yaml and, for a new run, its fixed latents (only once the checkpoint has loaded:
+    a failed resume leaves the run as it was)."""
     gan = build_gan(config, execution)
     objects = checkpoint_objects(gan)
     latest = checkpoints.latest_checkpoint(run.checkpoints)
@@ -245,7 +247,8 @@ def _restore(config: Config, run: RunDir, execution: Execution) -> _Session:
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
     writing.atomic_write_text(run.config, config.to_yaml())
     start_step = int(gan.step.numpy())
-    return _Session(config, run, execution, gan, objects, start_step, fixed_noise(run, config))
+    noise = kept_noise if kept_noise is not None else draw_fixed_noise(run, config)
+    return _Session(config, run, execution, gan, objects, start_step, noise)
 
 
 def _load_data(session: _Session) -> None:
