@@ -15,6 +15,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -60,12 +61,49 @@ COPY_RATE_WARNING = 0.2
 MAX_EVAL_SAMPLES = 20000  # the device KID's kernel is N x N floats: 1.6 GB at this bound
 
 
+def _image_size(value: Any) -> int | tuple[int, int]:
+    """A side for square images, or [height, width]; a square [h, h] is kept as h."""
+    sides = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(sides) not in (1, 2) or not all(
+        isinstance(side, int) and not isinstance(side, bool) for side in sides
+    ):
+        raise _KeyError(
+            "data.image_size",
+            "should be a whole number of pixels, or [height, width] such as [64, 128] "
+            f"(got {shorten(repr(value), 60)})",
+        )
+    for side in sides:
+        if not 0 < side <= MAX_IMAGE_SIZE:
+            raise _KeyError(
+                "data.image_size",
+                f"{side} is not a size from 1 to the {MAX_IMAGE_SIZE} pixels allowed",
+            )
+    return sides[0] if len(set(sides)) == 1 else (sides[0], sides[1])
+
+
+ImageSize = Annotated[int | tuple[int, int], BeforeValidator(_image_size)]
+
+
+def image_size_text(image_size: int | tuple[int, int]) -> str:
+    """64 or 64x128 (height x width), as messages and the runs table show a size."""
+    return "x".join(map(str, image_size)) if isinstance(image_size, tuple) else str(image_size)
+
+
 class DataConfig(_Section):
     source: Literal["folder", "digits", "mnist", "fashion_mnist", "cifar10", "stl10"] = "digits"
     path: LoosePath | None = None
-    image_size: int = Field(32, gt=0, le=MAX_IMAGE_SIZE)
+    image_size: ImageSize = 32
     channels: Literal[1, 3] = 1
     max_images: int | None = Field(None, gt=0)
+    # How an image of another shape is fitted: crop its centre, or pad it with its border
+    # colour (nothing of it is lost: wheels stay on a bicycle seen from the side).
+    resize: Literal["crop", "pad"] = "crop"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the training images."""
+        size = self.image_size
+        return size if isinstance(size, tuple) else (size, size)
 
 
 class ModelConfig(_Section):
@@ -157,16 +195,17 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _check_across_keys(self, info: ValidationInfo) -> Config:
-        size = self.data.image_size
+        shape = self.data.shape
         if self.model.arch == "tutorial":
-            if size % 4 or not MIN_BASE <= size // 4 <= MAX_BASE:
+            if any(side % 4 for side in shape) or not MIN_BASE <= min(shape) // 4 <= MAX_BASE:
                 raise _KeyError(
                     "data.image_size",
-                    f"{size} is not reachable by model.arch 'tutorial', which upsamples "
-                    f"{MIN_BASE * 4}..{MAX_BASE * 4} by 4 (the MNIST notebook uses 28)",
+                    f"{image_size_text(self.data.image_size)} is not reachable by model.arch "
+                    f"'tutorial', which upsamples {MIN_BASE * 4}..{MAX_BASE * 4} by 4 (the "
+                    "MNIST notebook uses 28)",
                 )
         else:
-            base_and_depth(size, self.model.depth)
+            base_and_depth(shape, self.model.depth)
         if self.train.loss == "wgan-gp" and self.model.d_norm == "batch":
             raise _KeyError(
                 "model.d_norm",
@@ -229,31 +268,39 @@ class _KeyError(ValueError):
         self.message = message
 
 
-def base_and_depth(image_size: int, depth: int | None) -> tuple[int, int]:
-    """The generator's starting size and its number of stride-2 blocks for image_size.
+def base_and_depth(shape: tuple[int, int], depth: int | None) -> tuple[tuple[int, int], int]:
+    """The generator's starting (height, width) and its number of stride-2 blocks.
 
-    DCGAN doubles the resolution in every block, so image_size must be base * 2**depth with
-    a base of 3..7; without an explicit depth the deepest such network is chosen.
+    DCGAN doubles the resolution in every block, so each side must be its base * 2**depth,
+    the shorter side's base 3..7; without an explicit depth the deepest such network is
+    chosen. A square size keeps the messages of one number.
     """
+    name = image_size_text(shape if shape[0] != shape[1] else shape[0])
+    square = shape[0] == shape[1]
     if depth is not None:
-        base, rest = divmod(image_size, 2**depth)
-        if rest == 0 and MIN_BASE <= base <= MAX_BASE:
-            return base, depth
+        (height, rest_h), (width, rest_w) = divmod(shape[0], 2**depth), divmod(shape[1], 2**depth)
+        if rest_h == rest_w == 0 and MIN_BASE <= min(height, width) <= MAX_BASE:
+            return (height, width), depth
+        sides = "it" if square else "each side"
         raise _KeyError(
             "model.depth",
-            f"{depth} stride-2 blocks cannot reach data.image_size {image_size}: "
-            f"it must be base * 2**{depth} with a base of {MIN_BASE}..{MAX_BASE}",
+            f"{depth} stride-2 blocks cannot reach data.image_size {name}: {sides} must be "
+            f"base * 2**{depth} with a {'' if square else 'shorter '}base of "
+            f"{MIN_BASE}..{MAX_BASE}",
         )
-    base, depth = image_size, 0
-    while base % 2 == 0 and base // 2 >= MIN_BASE:
-        base, depth = base // 2, depth + 1
-    if depth == 0 or not MIN_BASE <= base <= MAX_BASE:
-        raise _KeyError(
-            "data.image_size",
-            f"{image_size} cannot be reached by doubling: use base * 2**k with a base of "
-            f"{MIN_BASE}..{MAX_BASE} and k >= 1 (e.g. 28, 32, 48, 64, 96, 128, 256)",
+    (height, width), depth = shape, 0
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= MIN_BASE:
+        height, width, depth = height // 2, width // 2, depth + 1
+    if depth == 0 or not MIN_BASE <= min(height, width) <= MAX_BASE:
+        how = (
+            f"base * 2**k with a base of {MIN_BASE}..{MAX_BASE} and k >= 1 "
+            "(e.g. 28, 32, 48, 64, 96, 128, 256)"
+            if square
+            else f"each side base * 2**k with the same k >= 1 and the shorter side's base "
+            f"{MIN_BASE}..{MAX_BASE} (e.g. [64, 128], [48, 64], [96, 128])"
         )
-    return base, depth
+        raise _KeyError("data.image_size", f"{name} cannot be reached by doubling: use {how}")
+    return (height, width), depth
 
 
 class _YamlLoader(yaml.SafeLoader):

@@ -45,7 +45,8 @@ def test_config_is_frozen():
         ("trian:\n  steps: 3\n", r"exp.yaml: trian: unknown key \(did you mean 'train'\?\)"),
         (
             "data:\n  image_size: '32'\n",
-            r"exp.yaml: data.image_size: input should be a valid integer \(got '32'\)",
+            r"exp.yaml: data.image_size: should be a whole number of pixels, or \[height, width\] "
+            r"such as \[64, 128\] \(got '32'\)",
         ),
         (
             "train:\n  batch_size: 0\n",
@@ -143,19 +144,60 @@ def test_resolved_yaml_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("size", "depth", "expected"),
     [
-        (28, None, (7, 2)),
-        (32, None, (4, 3)),
-        (48, None, (3, 4)),
-        (64, None, (4, 4)),
-        (96, None, (3, 5)),
-        (128, None, (4, 5)),
-        (256, None, (4, 6)),
-        (48, 3, (6, 3)),
-        (96, 4, (6, 4)),
+        ((28, 28), None, ((7, 7), 2)),
+        ((32, 32), None, ((4, 4), 3)),
+        ((48, 48), None, ((3, 3), 4)),
+        ((64, 64), None, ((4, 4), 4)),
+        ((96, 96), None, ((3, 3), 5)),
+        ((128, 128), None, ((4, 4), 5)),
+        ((256, 256), None, ((4, 4), 6)),
+        ((48, 48), 3, ((6, 6), 3)),
+        ((96, 96), 4, ((6, 6), 4)),
+        # Rectangles: the same number of doublings for both sides, the shorter base 3..7.
+        ((64, 128), None, ((4, 8), 4)),
+        ((128, 64), None, ((8, 4), 4)),
+        ((48, 64), None, ((3, 4), 4)),
+        ((28, 32), None, ((7, 8), 2)),
+        ((96, 128), 4, ((6, 8), 4)),
     ],
 )
 def test_base_and_depth(size, depth, expected):
     assert base_and_depth(size, depth) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "shape"),
+    [
+        ("[64, 128]", (64, 128), (64, 128)),
+        ("[32, 32]", 32, (32, 32)),  # a square given as two sides is the one number
+        ("48", 48, (48, 48)),
+    ],
+)
+def test_image_size_square_or_height_width(tmp_path, value, expected, shape):
+    config = load(None, (f"data.image_size={value}",))
+    assert (config.data.image_size, config.data.shape) == (expected, shape)
+    # config.yaml round trip: the run's own config reads back as the same size.
+    assert load(write(tmp_path, config.to_yaml()), ()).data.image_size == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "[30, 64]",
+            "data.image_size: 30x64 cannot be reached by doubling: use each side base "
+            "* 2**k with the same k >= 1 and the shorter side's base 3..7",
+        ),
+        ("[64, 128, 3]", "data.image_size: should be a whole number of pixels, or [height, width]"),
+        ("[64, 0]", "data.image_size: 0 is not a size from 1 to the 1024 pixels allowed"),
+        ("[64, 2048]", "data.image_size: 2048 is not a size from 1 to the 1024 pixels allowed"),
+        ("[64, true]", "data.image_size: should be a whole number of pixels"),
+    ],
+)
+def test_bad_rectangular_image_size(value, expected):
+    with pytest.raises(ConfigError) as error:
+        load(None, (f"data.image_size={value}",))
+    assert f"--set {expected}" in str(error.value)
 
 
 def test_config_loading_does_not_import_tensorflow():

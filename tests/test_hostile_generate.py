@@ -463,9 +463,9 @@ NOT_GENERATORS = {
     ),
     "two inputs": (_two_inputs, "it has 2 inputs"),
     "two outputs": (_two_outputs, "it has 2 outputs"),
-    "not square": (
-        lambda keras: _dense_to(keras, (4, 8, 1)),
-        "its output is (None, 4, 8, 1), images of 4x8, not square",
+    "too wide": (
+        lambda keras: _dense_to(keras, (4, 2048, 1)),
+        "its images are 4x2048, over the 1024 allowed",
     ),
 }
 
@@ -478,7 +478,7 @@ def test_keras_file_that_is_not_a_generator(tmp_path, case):
     line = error_line(invoke("sample", "--ckpt", path, "-n", 2, "--out", out))
     assert line == (
         f"Error: --ckpt {path}: not a generator: {reason} (a generator maps latents "
-        "(None, latent_dim) to images (None, H, H, C) with C 1 or 3)"
+        "(None, latent_dim) to images (None, H, W, C) with C 1 or 3)"
     )
     assert not out.exists()
 

@@ -132,7 +132,7 @@ CONFIG_CASES = {
     ),
     "image size of 3*2**30": (
         lambda t: f"data:\n  image_size: {3 * 2**30}\n",
-        "data.image_size: input should be less than or equal to 1024",
+        "data.image_size: 3221225472 is not a size from 1 to the 1024 pixels allowed",
     ),
     "latent size of 10**8": (
         lambda t: "model:\n  latent_dim: 100000000\n",

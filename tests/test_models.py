@@ -36,6 +36,25 @@ def test_shapes_for_any_reachable_size(size, channels):
     assert discriminator(images).shape == (2, 1)
 
 
+@pytest.mark.parametrize(
+    ("arch", "size"),
+    [
+        ("dcgan", (16, 32)),
+        ("dcgan", (64, 128)),
+        ("dcgan", (48, 64)),
+        ("dcgan", (128, 64)),
+        ("tutorial", (28, 56)),  # the tutorial upsamples a base of 3..7 by 4
+        ("tutorial", (16, 12)),
+    ],
+)
+def test_shapes_for_rectangles(arch, size):
+    config = small(f"data.image_size=[{size[0]}, {size[1]}]", f"model.arch={arch}")
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    images = generator(np.zeros((2, 6), np.float32))
+    assert images.shape == (2, *size, 1)
+    assert discriminator(images).shape == (2, 1)
+
+
 def test_dcgan_64_follows_the_paper():
     config = load(None, ("data.image_size=64", "data.channels=3"))
     generator = build_generator(config)

@@ -212,21 +212,40 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
     watch.on_train_batch_end(9)
     assert not caplog.records
     monitors.report(20, "diversity", 0.1)
-    watch.model.trackers["d_accuracy"].value = 0.995
     watch.on_train_batch_end(19)
     watch.on_train_batch_end(29)  # the same conditions: no repeat
     messages = [record.getMessage() for record in caplog.records]
-    assert len(messages) == 2
+    assert len(messages) == 1
     assert "step 20: mode collapse?" in messages[0] and "0.10x as varied" in messages[0]
-    assert "step 20: D has won: it classified 99.5%" in messages[1]
     monitors.report(40, "diversity", 0.8)
-    watch.model.trackers["d_accuracy"].value = 0.8
     watch.on_train_batch_end(39)
     monitors.report(50, "diversity", 0.1)
     watch.on_train_batch_end(49)  # collapsed again soon after: still quiet
-    assert len(caplog.records) == 2
+    assert len(caplog.records) == 1
     watch.on_train_batch_end(219)  # 20 rows after the first warning: warned again
-    assert len(caplog.records) == 3 and "step 220: mode collapse?" in caplog.records[2].message
+    assert len(caplog.records) == 2 and "step 220: mode collapse?" in caplog.records[1].message
+
+
+def test_d_has_won_only_when_it_stays_at_99_percent_for_three_rows(caplog):
+    watch = callbacks.HealthWatch(every=50, start_step=0, monitors=callbacks.Monitors())
+    watch.set_model(_Model(0.7))
+    caplog.set_level(logging.WARNING, logger="dcgan")
+    accuracy = watch.model.trackers["d_accuracy"]
+    # The digits default's own pattern: lone rows at 99% between lower ones, no warning.
+    for step, value in zip(
+        range(50, 351, 50), [1.0, 0.98, 0.991, 0.99, 0.96, 0.995, 0.997], strict=True
+    ):
+        accuracy.value = value
+        watch.on_train_batch_end(step - 1)
+    assert not caplog.records
+    for step, value in [(400, 0.999), (450, 0.993)]:  # 0.995, 0.997, 0.999, ...: third row
+        accuracy.value = value
+        watch.on_train_batch_end(step - 1)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "step 400: D has won: it classified at least 99.5% of real and fake images correctly "
+        "in each of the last 3 metrics rows (150 steps), so G learns little."
+    )
 
 
 def test_the_copy_rate_warning_fires_when_the_rate_passes_the_limit_and_climbs(caplog, tmp_path):

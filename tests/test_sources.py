@@ -64,6 +64,50 @@ def test_centre_crop_keeps_the_middle(tmp_path):
     assert load_images(folder_config(tmp_path, size=10)).min() > 200
 
 
+def _bicycle(height: int, width: int) -> np.ndarray:
+    """A side view on a plain ground: a grey (90) background with a red frame spanning the
+    whole width, its two "wheels" touching the left and right edges."""
+    image = np.full((height, width, 3), 90, np.uint8)
+    image[height // 3 : 2 * height // 3, :] = (255, 0, 0)
+    image[1:-1, :2] = (0, 0, 255)  # the wheels: blue columns at either end
+    image[1:-1, -2:] = (0, 0, 255)
+    return image
+
+
+def test_pad_keeps_the_whole_picture_and_fills_with_its_border(tmp_path):
+    for i in range(4):
+        save_image(tmp_path / f"bike{i}.png", _bicycle(20, 60))
+    padded = load_images(folder_config(tmp_path, size=24, resize="pad"))
+    assert padded.shape == (4, 24, 24, 3)
+    first = padded[0].astype(int)
+    # 60x20 shrinks to 24x8 in the middle rows: the wheels at both edges survive ...
+    assert first[12, 0, 2] > 150 and first[12, -1, 2] > 150
+    # ... and the bands above and below are the picture's own ground, not black or white.
+    assert np.abs(first[:7] - 90).max() <= 1 and np.abs(first[-7:] - 90).max() <= 1
+    cropped = load_images(folder_config(tmp_path, size=24, resize="crop"))[0].astype(int)
+    assert cropped[:, :, 2].max() < 100  # the crop cut both wheels off
+
+
+def test_rectangular_size_from_square_and_wide_sources(tmp_path):
+    for i in range(4):
+        save_image(tmp_path / f"bike{i}.png", _bicycle(32, 64))
+    wide = load_images(folder_config(tmp_path, size=(16, 32), resize="crop"))
+    assert wide.shape == (4, 16, 32, 3)  # height x width, the images' own aspect
+    assert wide[0, 8, 0, 2] > 150 and wide[0, 8, -1, 2] > 150  # nothing to cut at 2:1
+    digits = load_images(DataConfig(source="digits", image_size=(16, 32), resize="pad"))
+    assert digits.shape[1:] == (16, 32, 1)
+    assert (digits[:, :, :4] == 0).all()  # padded with the digits' black ground
+
+
+def test_pad_decides_what_is_too_small_by_the_whole_image(tmp_path):
+    for i in range(4):
+        save_image(tmp_path / f"strip{i}.png", _bicycle(2, 64))
+    # Cropping a 64x2 strip to a square would stretch 2 rows 8x and more; padding does not.
+    with pytest.raises(DataError, match="too small: 64x2 would be stretched over 8x"):
+        load_images(folder_config(tmp_path, size=24, resize="crop"))
+    assert load_images(folder_config(tmp_path, size=24, resize="pad")).shape == (4, 24, 24, 3)
+
+
 def test_unreadable_files_are_skipped_and_counted(tmp_path, caplog):
     for i in range(4):  # a run needs at least 4 images
         save_image(tmp_path / f"good{i}.png", random_pixels((8, 8, 3), seed=i))

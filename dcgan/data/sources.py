@@ -1,4 +1,4 @@
-"""Data sources -> one uint8 array (N, size, size, channels), decoded once into memory.
+"""Data sources -> one uint8 array (N, height, width, channels), decoded once into memory.
 
 numpy and PIL only: every source is read from files in its real published format, so the
 readers are tested against small files that the tests write. Sources that must be
@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from dcgan.config import DataConfig
+from dcgan.config import DataConfig, image_size_text
 from dcgan.errors import DataError, printable, shorten
 from dcgan.files.reading import GiB, MiB, UnsafeFile, check_zip, open_regular, read_bytes, size_text
 
@@ -40,7 +40,7 @@ MIN_IMAGES = 4
 
 
 def load_images(config: DataConfig) -> np.ndarray:
-    """All training images of the configured source, as uint8 (N, size, size, channels)."""
+    """All training images of the configured source, as uint8 (N, height, width, channels)."""
     loaders: dict[str, Callable[[DataConfig], np.ndarray]] = {
         "folder": _load_folder,
         "digits": _load_digits,
@@ -106,13 +106,43 @@ def to_mode(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def fit_square(image: Image.Image, size: int) -> Image.Image:
-    """Centre-crop to a square, then resize to size x size."""
-    if image.size == (size, size):
+def fit_image(image: Image.Image, shape: tuple[int, int], resize: str) -> Image.Image:
+    """image resized to shape (height, width): "crop" takes the largest centred part of the
+    target's aspect; "pad" shrinks the whole image into it and fills the sides with the
+    colour of the image's border, so nothing is cut off and no band stands out."""
+    height, width = shape
+    if image.size == (width, height):
         return image
-    side = min(image.size)
-    cropped = ImageOps.fit(image, (side, side), method=Image.Resampling.BICUBIC)
-    return cropped.resize((size, size), Image.Resampling.LANCZOS)
+    if resize == "crop":
+        return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+    scale = min(width / image.width, height / image.height)
+    inner = (
+        max(1, min(width, round(image.width * scale))),
+        max(1, min(height, round(image.height * scale))),
+    )
+    canvas = Image.new(image.mode, (width, height), border_colour(image))
+    resized = image.resize(inner, Image.Resampling.LANCZOS)
+    canvas.paste(resized, ((width - inner[0]) // 2, (height - inner[1]) // 2))
+    return canvas
+
+
+def border_colour(image: Image.Image) -> int | tuple[int, ...]:
+    """The median colour of the image's outermost ring of pixels (the ground of an object
+    photographed on a plain background); read as four strips, never the whole image."""
+    width, height = image.size
+    strips = [(0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height)]
+    strips.append((width - 1, 0, width, height))
+    ring = np.concatenate(
+        [np.asarray(image.crop(box)).reshape(-1, len(image.getbands())) for box in strips]
+    )
+    median = np.median(ring, axis=0).round().astype(int)
+    return int(median[0]) if len(median) == 1 else tuple(int(v) for v in median)
+
+
+def upscale_needed(image_size: tuple[int, int], shape: tuple[int, int], resize: str) -> float:
+    """How many times image_size (width, height) is stretched to reach shape (h, w)."""
+    scales = (shape[1] / image_size[0], shape[0] / image_size[1])
+    return max(scales) if resize == "crop" else min(scales)
 
 
 def _as_array(image: Image.Image, channels: int) -> np.ndarray:
@@ -120,16 +150,18 @@ def _as_array(image: Image.Image, channels: int) -> np.ndarray:
     return pixels[..., None] if channels == 1 else pixels
 
 
-def resize_array(images: np.ndarray, size: int, channels: int) -> np.ndarray:
-    """uint8 (N, H, W) or (N, H, W, C) -> (N, size, size, channels)."""
+def resize_array(images: np.ndarray, config: DataConfig) -> np.ndarray:
+    """uint8 (N, H, W) or (N, H, W, C) -> (N, height, width, channels) of the config."""
     if images.ndim == 3:
         images = images[..., None]
-    if images.shape[1:] == (size, size, channels):
+    target = (*config.shape, config.channels)
+    if images.shape[1:] == target:
         return np.ascontiguousarray(images)
-    out = np.empty((len(images), size, size, channels), dtype=np.uint8)
+    out = np.empty((len(images), *target), dtype=np.uint8)
     for i, pixels in enumerate(images):
         image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-        out[i] = _as_array(fit_square(to_mode(image, channels), size), channels)
+        fitted = fit_image(to_mode(image, config.channels), config.shape, config.resize)
+        out[i] = _as_array(fitted, config.channels)
     return out
 
 
@@ -181,20 +213,21 @@ def list_image_files(folder: Path) -> list[Path]:
 MAX_UPSCALE = 8  # a smaller image (a 1x1 pixel, an icon for a 128 run) is not training data
 
 
-def _decode(path: Path, size: int, channels: int) -> np.ndarray | str:
+def _decode(path: Path, config: DataConfig) -> np.ndarray | str:
     """The image as an array, or the reason it could not be used."""
     try:
         with (
             open_regular(path, MAX_IMAGE_FILE, "picture file") as stream,
             Image.open(stream) as image,
         ):
-            if min(image.size) * MAX_UPSCALE < size:
+            if upscale_needed(image.size, config.shape, config.resize) > MAX_UPSCALE:
                 return (
                     f"too small: {image.width}x{image.height} would be stretched over "
-                    f"{MAX_UPSCALE}x to reach data.image_size {size}"
+                    f"{MAX_UPSCALE}x to reach data.image_size {image_size_text(config.image_size)}"
                 )
             image.load()
-            return _as_array(fit_square(to_mode(image, channels), size), channels)
+            fitted = fit_image(to_mode(image, config.channels), config.shape, config.resize)
+            return _as_array(fitted, config.channels)
     except UnsafeFile as exc:
         return str(exc).removeprefix(f"{path}: ")
     except UnidentifiedImageError:  # its message names the stream, not the file
@@ -214,7 +247,7 @@ def _load_folder(config: DataConfig) -> np.ndarray:
     if config.max_images:
         files = files[: config.max_images]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decoded = list(pool.map(lambda p: _decode(p, config.image_size, config.channels), files))
+        decoded = list(pool.map(lambda p: _decode(p, config), files))
     images = [d for d in decoded if isinstance(d, np.ndarray)]
     failures = [(p, d) for p, d in zip(files, decoded, strict=True) if isinstance(d, str)]
     # A refusal says all in its one line; the skipped files are logged only when training goes on.
@@ -253,7 +286,7 @@ def _load_digits(config: DataConfig) -> np.ndarray:
     # 8x8 pixels of 0..16 ink, shipped inside scikit-learn: nothing to download.
     digits = load_digits().images
     images = np.round(digits * (255.0 / 16.0)).astype(np.uint8)
-    return resize_array(_limit(images, config), config.image_size, config.channels)
+    return resize_array(_limit(images, config), config)
 
 
 def keras_cache_dir() -> Path:
@@ -310,7 +343,7 @@ def _load_mnist(config: DataConfig) -> np.ndarray:
         _download("mnist", "mnist", expected)
         path = candidates[-1]
     images = read_npz_images(path)
-    return resize_array(_limit(images, config), config.image_size, config.channels)
+    return resize_array(_limit(images, config), config)
 
 
 def read_npz_images(path: Path, key: str = "x_train") -> np.ndarray:
@@ -418,7 +451,7 @@ def _load_fashion_mnist(config: DataConfig) -> np.ndarray:
         _download("fashion_mnist", "fashion_mnist", f"{filename} in {folders[-1]}")
         folder = folders[-1]
     images = read_idx_images(folder / filename)
-    return resize_array(_limit(images, config), config.image_size, config.channels)
+    return resize_array(_limit(images, config), config)
 
 
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -554,7 +587,7 @@ def _load_cifar10(config: DataConfig) -> np.ndarray:
                 raise _data_error(exc, "data.source cifar10: ") from None
             parts.append(_read_cifar_batch(data, printable(path)))
         images = np.concatenate(parts)
-    return resize_array(_limit(images, config), config.image_size, config.channels)
+    return resize_array(_limit(images, config), config)
 
 
 def _tar_kind(member: tarfile.TarInfo) -> str:
@@ -650,7 +683,7 @@ def _load_stl10(config: DataConfig) -> np.ndarray:
         # Resize in chunks: the unlabeled file alone is 2.7 GB.
         for start in range(0, len(raw), 4096):
             chunk = np.asarray(raw[start : start + 4096]).transpose(0, 3, 2, 1)
-            parts.append(resize_array(chunk, config.image_size, config.channels))
+            parts.append(resize_array(chunk, config))
         if remaining == 0:
             break
     return np.concatenate(parts)

@@ -102,7 +102,7 @@ def _load_keras_file(path: Path) -> keras.Model:
     if problem:
         raise RunDirError(
             f"--ckpt {path}: not a generator: {problem} (a generator maps latents "
-            "(None, latent_dim) to images (None, H, H, C) with C 1 or 3)"
+            "(None, latent_dim) to images (None, H, W, C) with C 1 or 3)"
         )
     return model
 
@@ -124,11 +124,9 @@ def _not_a_generator(model: keras.Model) -> str | None:
         return f"its latents have {latent[1]} values, over the {MAX_LATENT_DIM} allowed"
     if len(image) != 4 or image[1] is None or image[2] is None:
         return f"its output is {_shape(image)}, not images"
-    if image[1] != image[2]:
-        return f"its output is {_shape(image)}, images of {image[1]}x{image[2]}, not square"
     if image[3] not in (1, 3):
         return f"its images have {image[3]} channels, not 1 or 3"
-    if image[1] > MAX_IMAGE_SIZE:
+    if max(image[1], image[2]) > MAX_IMAGE_SIZE:
         return f"its images are {image[1]}x{image[2]}, over the {MAX_IMAGE_SIZE} allowed"
     return None
 

@@ -208,16 +208,16 @@ def _widths(width: int, depth: int, max_width: int) -> list[int]:
 
 def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
     model = config.model
-    base, depth = base_and_depth(config.data.image_size, model.depth)
+    (base_h, base_w), depth = base_and_depth(config.data.shape, model.depth)
     widths = _widths(model.g_width, depth, model.max_width)[::-1]  # widest first
     init = _kernel_init(config)
     use_bias = model.g_norm == "none"  # a bias before BatchNorm's beta is redundant
 
     z = keras.Input((model.latent_dim,), name="z")
     x = layers.Dense(
-        base * base * widths[0], use_bias=use_bias, kernel_initializer=init, name="project"
+        base_h * base_w * widths[0], use_bias=use_bias, kernel_initializer=init, name="project"
     )(z)
-    x = layers.Reshape((base, base, widths[0]), name="reshape")(x)
+    x = layers.Reshape((base_h, base_w, widths[0]), name="reshape")(x)
     norm = _norm(model.g_norm, config, "project_norm", batch_norm)
     x = norm(x) if norm else x
     x = layers.ReLU(name="project_relu")(x)
@@ -248,13 +248,13 @@ def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
 
 def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
     model = config.model
-    size, channels = config.data.image_size, config.data.channels
-    _, depth = base_and_depth(size, model.depth)
+    (height, width), channels = config.data.shape, config.data.channels
+    _, depth = base_and_depth((height, width), model.depth)
     widths = _widths(model.d_width, depth, model.max_width)
     init = _kernel_init(config)
 
     spectral = _spectral_wrapper(model.d_spectral_norm)
-    image = keras.Input((size, size, channels), name="image")
+    image = keras.Input((height, width, channels), name="image")
     x = image
     for i, filters in enumerate(widths, start=1):
         norm = _norm(model.d_norm, config, f"down{i}_norm", batch_norm) if i > 1 else None
@@ -292,12 +292,12 @@ TUTORIAL_SLOPE = 0.3
 
 
 def _tutorial_generator(config: Config, batch_norm) -> keras.Model:
-    base = config.data.image_size // 4
+    base_h, base_w = (side // 4 for side in config.data.shape)
     z = keras.Input((config.model.latent_dim,), name="z")
-    x = layers.Dense(base * base * 256, use_bias=False, name="project")(z)
+    x = layers.Dense(base_h * base_w * 256, use_bias=False, name="project")(z)
     x = batch_norm(name="project_norm")(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="project_lrelu")(x)
-    x = layers.Reshape((base, base, 256), name="reshape")(x)
+    x = layers.Reshape((base_h, base_w, 256), name="reshape")(x)
     x = layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False, name="up1")(x)
     x = batch_norm(name="up1_norm")(x)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="up1_lrelu")(x)
@@ -312,8 +312,8 @@ def _tutorial_generator(config: Config, batch_norm) -> keras.Model:
 
 
 def _tutorial_discriminator(config: Config, spectral) -> keras.Model:
-    size, channels = config.data.image_size, config.data.channels
-    image = keras.Input((size, size, channels), name="image")
+    (height, width), channels = config.data.shape, config.data.channels
+    image = keras.Input((height, width, channels), name="image")
     x = spectral(layers.Conv2D(64, 5, strides=2, padding="same", name="down1"))(image)
     x = layers.LeakyReLU(TUTORIAL_SLOPE, name="down1_lrelu")(x)
     x = layers.Dropout(0.3, name="down1_dropout")(x)

@@ -73,7 +73,7 @@ def _summarize(run: RunDir) -> RunSummary:
     return RunSummary(
         name=run.root.name,
         source=shorten(str(data.get("source", "?")), 20),
-        size=shorten(f"{size}x{size}x{channels}", 20),
+        size=shorten(f"{_sides(size)}x{channels}", 20),
         step=step,
         total_steps=total,
         d_loss=float(rows[-1]["d_loss"]) if rows else None,
@@ -81,6 +81,13 @@ def _summarize(run: RunDir) -> RunSummary:
         last_sample=grids[-1][1].name if grids else "-",
         state=state,
     )
+
+
+def _sides(size: object) -> str:
+    """32 -> 32x32; [64, 128] -> 64x128 (height x width), as config.yaml holds them."""
+    if isinstance(size, list):
+        return "x".join(map(str, size))
+    return f"{size}x{size}"
 
 
 def list_runs(folder: Path) -> list[RunSummary]:
