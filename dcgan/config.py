@@ -6,6 +6,7 @@ One YAML file per experiment. Every key has a default taken from the DCGAN paper
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from pathlib import Path
@@ -229,7 +230,7 @@ class Config(_Section):
         return self
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.dump(self.model_dump(mode="json"), Dumper=_YamlDumper, sort_keys=False)
 
 
 def intervals(config: Config) -> dict[str, int]:
@@ -301,6 +302,15 @@ def base_and_depth(shape: tuple[int, int], depth: int | None) -> tuple[tuple[int
         )
         raise _KeyError("data.image_size", f"{name} cannot be reached by doubling: use {how}")
     return (height, width), depth
+
+
+class _YamlDumper(yaml.SafeDumper):
+    """Lists on one line, as a person writes them: image_size: [64, 128]."""
+
+
+_YamlDumper.add_representer(
+    list, lambda dumper, items: dumper.represent_sequence("tag:yaml.org,2002:seq", items, True)
+)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -389,15 +399,20 @@ def load(
     *,
     frozen_keys: tuple[str, ...] = (),
     check_data: bool = True,
+    preset: tuple[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Read a YAML config (or the defaults when path is None) and apply dotted overrides.
 
     frozen_keys are prefixes that overrides may not touch (a resumed run's architecture);
-    check_data=False skips checking that the data path exists (generating from a run).
+    check_data=False skips checking that the data path exists (generating from a run);
+    preset, (its origin, its keys), stands in for a file (`dcgan train --data PATH`).
     Every problem is raised as a ConfigError whose message names the file or flag and key.
     """
-    origin = str(path) if path is not None else "defaults"
-    raw = _read_yaml(path) if path is not None else {}
+    if preset is not None:
+        origin, raw = preset[0], copy.deepcopy(preset[1])
+    else:
+        origin = str(path) if path is not None else "defaults"
+        raw = _read_yaml(path) if path is not None else {}
     overridden: set[str] = set()
     for item in overrides:
         key, value = _parse_override(item)

@@ -29,6 +29,14 @@ from dcgan.runtime import import_tensorflow
     "the digits data and the DCGAN paper's settings.",
 )
 @click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="A folder of images to train on, with no YAML: the settings are picked from its "
+    "images (size, aspect, gray or colour, small-data tools) and written to the run's "
+    "config.yaml, to edit and train again with --config.",
+)
+@click.option(
     "--resume",
     "resume_dir",
     type=click.Path(path_type=Path),
@@ -43,20 +51,30 @@ from dcgan.runtime import import_tensorflow
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 def train(
-    config_path: Path | None, resume_dir: Path | None, overrides: tuple[str, ...], dry_run: bool
+    config_path: Path | None,
+    data_path: Path | None,
+    resume_dir: Path | None,
+    overrides: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
-    """Train a DCGAN from a YAML config, or resume a run.
+    """Train a DCGAN from a YAML config or a folder of images, or resume a run.
 
     \b
     Examples:
       dcgan train --config configs/digits.yaml
+      dcgan train --data ~/pictures/bikes
       dcgan train --config configs/biked.yaml --set train.steps=20000
       dcgan train --resume runs/00003-biked --set train.steps=40000
     """
     from dcgan.storage import run_folder
 
-    if config_path is not None and resume_dir is not None:
-        raise InputError("--config and --resume exclude each other: a run keeps its own config")
+    given = [name for name, value in (("--config", config_path), ("--data", data_path),
+             ("--resume", resume_dir)) if value is not None]  # fmt: skip
+    if len(given) > 1:
+        raise InputError(
+            f"{' and '.join(given)} exclude each other: give one (a run keeps its own "
+            "config; --data picks a config for a folder)"
+        )
     try:
         if resume_dir is not None:
             run = run_folder.open_run_dir(resume_dir)
@@ -65,7 +83,8 @@ def train(
             )
         else:
             run = None
-            config = config_module.load(config_path, overrides)
+            preset = _folder_preset(data_path) if data_path is not None else None
+            config = config_module.load(config_path, overrides, preset=preset)
     except DcganError as exc:
         raise InputError.of(exc) from None
     if dry_run:
@@ -107,6 +126,18 @@ def train(
         sys.exit(EXIT_INTERRUPTED)
 
 
+def _folder_preset(folder: Path) -> tuple[str, dict]:
+    """The settings `--data` picks for folder, each told with its reason (on stderr, so a
+    --dry-run's YAML stays clean)."""
+    from dcgan.data.preset import folder_preset, survey_folder
+
+    preset = folder_preset(survey_folder(folder))
+    click.echo(f"dcgan: settings for {shown(folder)}:", err=True)
+    for reason in preset.reasons:
+        click.echo(f"  {reason}", err=True)
+    return f"--data {folder}", preset.raw
+
+
 def _summarise(result) -> None:
     run = result.run
     root = shown(run.root)
@@ -140,6 +171,10 @@ def _summarise(result) -> None:
         lines.append(
             f"open {shown(run.progress_gif)} to watch it learn; "
             f"train further with: {command_name()} train --resume {root} --set train.steps=N"
+        )
+        lines.append(
+            f"its settings are in {shown(run.config)}: copy and edit it, then "
+            f"{command_name()} train --config <your copy>"
         )
     else:
         lines.append(f"continue with: {command_name()} train --resume {root}")

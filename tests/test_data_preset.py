@@ -1,0 +1,115 @@
+"""`dcgan train --data PATH`: settings picked from a folder's own images, no YAML."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import random_pixels, run_dirs, save_image
+
+from dcgan.cli import main
+
+
+def dry_run(folder, *extra) -> tuple[dict, str]:
+    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--dry-run", *extra])
+    assert result.exit_code == 0, result.output
+    return yaml.safe_load(result.stdout), result.stderr
+
+
+def make_folder(root, count: int, shape: tuple[int, ...], mode: str | None = None, name="pics"):
+    folder = root / name
+    for i in range(count):
+        save_image(folder / f"{i:04d}.png", random_pixels(shape, seed=i), mode)
+    return folder
+
+
+def test_wide_colour_folder_trains_at_its_own_aspect(tmp_path):
+    folder = make_folder(tmp_path, 6, (40, 120, 3), name="side views")
+    config, told = dry_run(folder)
+    data = config["data"]
+    # Short side 40 -> 32 (the largest of 32, 48, 64 ... within it); 3:1 -> [32, 96].
+    assert (data["image_size"], data["channels"], data["resize"]) == ([32, 96], 3, "crop")
+    assert data["source"] == "folder" and data["path"] == str(folder.absolute())
+    assert config["name"] == "side-views"
+    assert "data.image_size [32, 96] (height, width): wider than square" in told
+    # 6 images is small data: the tools against memorising are on, and said so.
+    assert config["train"]["diffaugment"] == ["color", "translation", "cutout"]
+    assert config["model"]["ema"] == 0.99
+    assert "small data (under 2,000 images)" in told
+
+
+def test_gray_square_folder(tmp_path):
+    folder = make_folder(tmp_path, 5, (70, 66), "L")
+    config, told = dry_run(folder)
+    assert (config["data"]["image_size"], config["data"]["channels"]) == (64, 1)
+    assert "data.channels 1: the images are gray" in told
+
+
+def test_colour_files_with_gray_pixels_train_gray(tmp_path):
+    gray = random_pixels((64, 64, 1), seed=3)
+    for i in range(5):
+        save_image(tmp_path / "scans" / f"{i}.png", np.repeat(gray, 3, axis=2))
+    config, _ = dry_run(tmp_path / "scans")
+    assert config["data"]["channels"] == 1
+
+
+def test_mixed_aspects_are_padded_not_cut(tmp_path):
+    folder = make_folder(tmp_path, 4, (64, 64, 3))
+    for i in range(4):  # as many wide ones: whichever shape trains, half would be cut
+        save_image(folder / f"wide{i}.png", random_pixels((64, 160, 3), seed=10 + i))
+    config, told = dry_run(folder)
+    assert config["data"]["resize"] == "pad"
+    assert "differ from that shape by more than 10%, so they are padded, not cut" in told
+
+
+def test_set_overrides_the_preset(tmp_path):
+    folder = make_folder(tmp_path, 5, (64, 64, 3))
+    config, _ = dry_run(folder, "--set", "data.image_size=32", "--set", "model.ema=null")
+    assert config["data"]["image_size"] == 32 and config["model"]["ema"] is None
+
+
+def test_the_run_keeps_the_settings_to_edit_and_train_again(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path, 6, (24, 48, 3))
+    monkeypatch.chdir(tmp_path)
+    tiny = ["model.g_width=4", "model.d_width=4", "model.latent_dim=4", "train.steps=2",
+            "train.batch_size=4", "output.sample_every=2", "output.log_every=2",
+            "output.checkpoint_every=2", "eval.every=null"]  # fmt: skip
+    args = ["train", "--data", str(folder)] + [a for key in tiny for a in ("--set", key)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["image_size"] == [32, 64] and saved["model"]["g_width"] == 4
+    assert f"its settings are in {run.relative_to(tmp_path)}/config.yaml" in result.output
+    again = CliRunner().invoke(main, ["train", "--config", str(run / "config.yaml"), "--dry-run"])
+    assert again.exit_code == 0, again.output
+    assert yaml.safe_load(again.stdout) == saved
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--data", "{tmp}/none"], "Error: --data {tmp}/none: no such folder"),
+        (["--data", "{tmp}/file.png"], "Error: --data {tmp}/file.png: not a folder"),
+        (["--data", "{tmp}/empty"], "Error: --data {tmp}/empty: no image files"),
+        (["--data", "{tmp}/junk"], "Error: --data {tmp}/junk: 2 of the 2 images looked at"),
+        (
+            ["--data", "{tmp}/empty", "--config", "x.yaml"],
+            "Error: --config and --data exclude each other",
+        ),
+        (["--data", "{tmp}/empty", "--resume", "r"], "Error: --data and --resume exclude"),
+    ],
+)
+def test_bad_data_folder_is_one_line(tmp_path, args, expected):
+    save_image(tmp_path / "file.png", random_pixels((8, 8, 3)))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / "junk" / name).write_bytes(b"not a picture")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = CliRunner().invoke(main, ["train", *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        result.output.strip().splitlines()[-1].startswith(expected.replace("{tmp}", str(tmp_path)))
+    )
