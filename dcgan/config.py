@@ -60,6 +60,9 @@ MAX_BATCH = 65536
 # warning (eval.copy_rate_warning) and `dcgan nearest`'s verdict.
 COPY_RATE_WARNING = 0.2
 MAX_EVAL_SAMPLES = 20000  # the device KID's kernel is N x N floats: 1.6 GB at this bound
+# The training images `evaluate` and `nearest` compare with: all of a data set up to this
+# many, else a fixed random subset of this many (`evaluate --max-real`'s default).
+MAX_REAL = 10000
 
 
 def _image_size(value: Any) -> int | tuple[int, int]:

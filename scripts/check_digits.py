@@ -2,6 +2,7 @@
 let a classifier trained on the real digits say which digit each one is.
 
     .venv/bin/python scripts/check_digits.py runs/00000-digits [-n 1000] [--seed 1]
+        [--truncation 0.7]
 
 Prints how many samples fall in each class; a generator that has learned all ten digits
 fills every class, one that has collapsed leaves classes empty. The classifier (an RBF SVC)
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("ckpt", type=Path)
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--truncation", type=float, default=1.0, help="as dcgan sample's")
     args = parser.parse_args()
 
     digits = load_digits()
@@ -48,7 +50,7 @@ def main() -> None:
     from dcgan.models.latents import latent_stream
 
     generator = load_generator(args.ckpt)
-    (latents,) = latent_stream(args.seed, args.n, generator.latent_dim, args.n)
+    (latents,) = latent_stream(args.seed, args.n, generator.latent_dim, args.n, args.truncation)
     images = generator.images(latents)
     small = np.stack(
         [
@@ -63,7 +65,7 @@ def main() -> None:
     nearest = NearestNeighbors(n_neighbors=1).fit(digits.data).kneighbors(flat)[0].mean()
     real_nearest = NearestNeighbors(n_neighbors=1).fit(x_train).kneighbors(x_test)[0].mean()
 
-    print(f"generator: {generator.source}")
+    print(f"generator: {generator.source}, truncation {args.truncation:g}")
     print(f"classifier accuracy on held-out real digits: {held_out:.3f}")
     print("digit   " + "".join(f"{d:>6}" for d in range(10)))
     print("samples " + "".join(f"{c:>6}" for c in counts))

@@ -73,6 +73,24 @@ def test_truncation_scales_the_latent(trained_run, tmp_path):
     assert [len(c) for c in chunks] == [3, 1]
 
 
+def test_truncation_reaches_the_images_in_its_own_folder(trained_run):
+    # The README's two lines, one after the other, with no --force.
+    assert invoke("sample", "--ckpt", trained_run, "-n", 16, "--seed", 4).exit_code == 0
+    result = invoke("sample", "--ckpt", trained_run, "-n", 16, "--seed", 4, "--truncation", 0.3)
+    assert result.exit_code == 0, result.output
+    plain = np.stack([pixels(p) for p in sorted((trained_run / "generated/seed-4").glob("0*"))])
+    folder = trained_run / "generated/seed-4-truncation-0.3"
+    truncated = np.stack([pixels(p) for p in sorted(folder.glob("0*"))])
+    assert plain.shape == truncated.shape == (16, 16, 16)
+
+    def spread(images):  # mean distance of each image from their average
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        return np.linalg.norm(flat - flat.mean(0), axis=1).mean()
+
+    assert not np.array_equal(plain, truncated)
+    assert spread(truncated) < spread(plain)  # nearer the average latent: less varied
+
+
 def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch):
     from dcgan.generation.loading import load_generator
     from dcgan.generation.sampling import write_samples

@@ -142,6 +142,22 @@ def test_a_best_chosen_in_another_feature_space_is_replaced(evaluated_run, tmp_p
     assert "does not compare with random-convnet-64" in (run / "train.log").read_text()
 
 
+def test_evaluate_nearest_and_training_agree_on_the_copy_rate(evaluated_run, tmp_path):
+    run = copy_run(evaluated_run, tmp_path)  # the last checkpoint is the last evaluation's
+    assert invoke("evaluate", "--ckpt", run, "-n", 12, "--features", "random").exit_code == 0
+    (scored,) = (run / "eval").glob("step-*-random-convnet-64.json")
+    result = invoke("nearest", "--ckpt", run, "-n", 2, "-k", 1, "--rate-samples", 12)
+    assert result.exit_code == 0, result.output
+    (near,) = (run / "nearest").glob("*.json")
+    evaluated, nearest = json.loads(scored.read_text()), json.loads(near.read_text())
+    # The same 12 images of the evaluation latents against the same 64 training images:
+    # not only the rate but every sample's nearest distance is the same.
+    for key in ("copy_rate", "copy_threshold", "median_nearest_distance"):
+        assert evaluated[key] == nearest[key], key
+    logged = read_metrics(run / "metrics.csv")[-1]
+    assert float(logged["copy_rate"]) == pytest.approx(evaluated["copy_rate"], abs=1e-6)
+
+
 def test_nearest_writes_a_grid_of_samples_beside_their_neighbours(evaluated_run):
     result = invoke("nearest", "--ckpt", evaluated_run, "-n", 3, "-k", 2, "--rate-samples", 30)
     assert result.exit_code == 0, result.output

@@ -38,7 +38,8 @@ from dcgan.runtime import import_tensorflow
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="Folder for the PNGs. Default: <run>/generated/seed-<S>/.",
+    help="Folder for the PNGs. Default: <run>/generated/seed-<S>/ (seed-<S>-truncation-<T>/ "
+    "with --truncation).",
 )
 @click.option("--grid", is_flag=True, help="Also write grid.png with the images (first 1024).")
 @click.option(
@@ -46,7 +47,8 @@ from dcgan.runtime import import_tensorflow
     type=FiniteFloatRange(min=0, min_open=True),
     default=1.0,
     show_default=True,
-    help="Scale of the latents: below 1 trades variety for quality.",
+    help="Scale of the latents: below 1 draws nearer the average latent, less varied "
+    "images (on the digits default also fainter ones: see the README).",
 )
 @batch_size_option
 @force_option
@@ -72,7 +74,9 @@ def sample(
 
     with input_errors():
         generator = load_generator(ckpt)
-        out = out or default_out(generator, f"generated/seed-{seed}")
+        # Each truncation its own folder: the README's examples run one after another.
+        folder = f"seed-{seed}" + (f"-truncation-{truncation:g}" if truncation != 1.0 else "")
+        out = out or default_out(generator, f"generated/{folder}")
         written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
     report(
         written,

@@ -17,7 +17,7 @@ from dcgan.cli.common import (
     seed_option,
     shown,
 )
-from dcgan.config import COPY_RATE_WARNING
+from dcgan.config import COPY_RATE_WARNING, MAX_REAL
 from dcgan.runtime import import_tensorflow
 
 features_option = click.option(
@@ -54,7 +54,7 @@ inception_weights_option = click.option(
 @click.option(
     "--max-real",
     type=click.IntRange(10, MAX_SCORED),
-    default=10000,
+    default=MAX_REAL,
     show_default=True,
     help="Training images to compare with (a fixed random subset of larger data sets; at "
     f"most {MAX_SCORED}).",
@@ -121,9 +121,10 @@ def evaluate(
 @click.option(
     "--rate-samples",
     type=click.IntRange(10, MAX_SCORED),
-    default=1000,
+    default=10000,
     show_default=True,
-    help=f"Samples the copy rate is measured on (at most {MAX_SCORED}).",
+    help="Samples the copy rate is measured on: the same images as `dcgan evaluate -n N`, "
+    f"so the two agree (at most {MAX_SCORED}).",
 )
 @seed_option
 @features_option
@@ -159,7 +160,8 @@ def nearest(
         generator = load_generator(ckpt)
         run = evaluation.require_run(generator)
         extractor = make_extractor(features, inception_weights)
-        real = load_images(run_config(run).data)
+        # The same training images as `evaluate`'s default: all of them up to MAX_REAL.
+        real = evaluation.real_subset(load_images(run_config(run).data), MAX_REAL)
         query = evaluation.NearestQuery(count, neighbours, rate_samples, seed)
         out = out or default_out(generator, "nearest")
         written, copies = evaluation.write_nearest(generator, real, extractor, query, out, force)
@@ -171,7 +173,8 @@ def nearest(
         + (
             "it is copying training images"
             if rate >= COPY_RATE_WARNING
-            else f"below {COPY_RATE_WARNING}, but look at the grid"
+            else f"below {COPY_RATE_WARNING} (images it never saw would score about "
+            f"{copies['copy_quantile']:g}), but look at the grid"
         )
     )
     report(written, f"{count} samples beside their {neighbours} nearest of {len(real)} "

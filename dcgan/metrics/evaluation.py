@@ -89,7 +89,7 @@ def evaluate(
     fake = extractor.features(fake_images, batch_size)
     kid = scores.kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size)
     precision_recall = scores.precision_recall(real, fake, k=k)
-    copies = scores.copy_rate(imaging.from_uint8(fake_images), imaging.from_uint8(real_images))
+    copies = measured_copy_rate(fake_images, real_images)
     return {
         "checkpoint": generator.source,
         "features": extractor.name,
@@ -105,7 +105,16 @@ def evaluate(
         "k": precision_recall.k,
         "copy_rate": copies.rate,
         "copy_threshold": copies.threshold,
+        "median_nearest_distance": float(np.median(copies.sample_distances)),
     }
+
+
+def measured_copy_rate(samples: np.ndarray, training: np.ndarray) -> scores.CopyRate:
+    """The copy rate as every command reports it: images of the evaluation latents
+    (EVAL_SEED, the first N of them) against the training images in pixels. `evaluate` and
+    `nearest` with the same count and training images give the same number; training's
+    evaluation measures the first eval.num_samples of the same latents."""
+    return scores.copy_rate(imaging.from_uint8(samples), imaging.from_uint8(training))
 
 
 def require_run(generator: LoadedGenerator) -> RunDir:
@@ -131,12 +140,13 @@ def write_results(results: dict, path: Path) -> None:
 
 @dataclass(frozen=True)
 class NearestQuery:
-    """What `dcgan nearest` shows: count samples, each beside its neighbours nearest
-    training images; the copy rate measured on rate_samples samples; latents from seed."""
+    """What `dcgan nearest` shows: count samples (latents from seed, as `dcgan sample`),
+    each beside its neighbours nearest training images; and the copy rate of rate_samples
+    images of the evaluation latents, as `dcgan evaluate -n rate_samples` measures it."""
 
     count: int = 8
     neighbours: int = 4
-    rate_samples: int = 1000
+    rate_samples: int = 10000
     seed: int = 0
 
 
@@ -155,8 +165,7 @@ def write_nearest(
     stem = f"{_checkpoint_stem(generator)}-seed-{query.seed}"
     grid_path, json_path = out / f"{stem}.png", out / f"{stem}.json"
     writing.refuse_existing([grid_path, json_path], force)
-    samples = generated_images(generator, max(query.count, query.rate_samples), query.seed)
-    shown = samples[: query.count]
+    shown = generated_images(generator, query.count, query.seed)
     real_pixels = imaging.from_uint8(real_images)
     by_pixels, pixel_distances = scores.nearest(
         imaging.from_uint8(shown).reshape(query.count, -1),
@@ -177,7 +186,7 @@ def write_nearest(
     writing.make_folder(out, "--out")
     grid = imaging.captioned_grid(cells, captions, columns=3 + 2 * k, titles=titles)
     imaging.save_png(grid, grid_path)
-    copies = scores.copy_rate(imaging.from_uint8(samples[: query.rate_samples]), real_pixels)
+    copies = measured_copy_rate(generated_images(generator, query.rate_samples), real_images)
     report = {
         "checkpoint": generator.source,
         "features": extractor.name,
