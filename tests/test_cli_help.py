@@ -5,6 +5,8 @@ print a command that works from where the user is."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -93,3 +95,17 @@ def test_gif_of_a_run_replaces_its_own_progress_gif_but_not_another_file(
     result = runner.invoke(main, ["gif", str(four_step_run), "--out", str(mine)])
     assert result.exit_code == 2
     assert "mine.gif already exists: use --force" in result.output
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate", "export", "evaluate", "nearest"])
+def test_a_missing_ckpt_is_answered_before_tensorflow_is_imported(tmp_path, command):
+    code = (
+        "import sys\n"
+        "from dcgan.cli import main\n"
+        f"try:\n    main([{command!r}, '--ckpt', {str(tmp_path / 'gone')!r}])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip() == f"Error: --ckpt {tmp_path / 'gone'}: no such file or directory"
+    assert out.stdout.strip() == "2 False"

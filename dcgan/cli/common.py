@@ -4,6 +4,7 @@ takes, and how paths are shown."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -35,9 +36,28 @@ CKPT_HELP = (
 )
 
 
+def _ckpt_exists(ctx, param, value: Path | None) -> Path | None:
+    # Answered at once, before the command spends seconds importing TensorFlow; everything
+    # else about the path is checked where it is loaded.
+    if value is None:
+        return value
+    try:
+        os.lstat(value)
+    except FileNotFoundError:
+        raise InputError(f"--ckpt {printable(str(value))}: no such file or directory") from None
+    except (OSError, ValueError):
+        pass  # a name too long, a NUL byte ...: the loader names the problem
+    return value
+
+
 def ckpt_option(function):
     return click.option(
-        "--ckpt", "ckpt", required=True, type=click.Path(path_type=Path), help=CKPT_HELP
+        "--ckpt",
+        "ckpt",
+        required=True,
+        type=click.Path(path_type=Path),
+        callback=_ckpt_exists,
+        help=CKPT_HELP,
     )(function)
 
 
