@@ -242,6 +242,29 @@ def test_collapse_and_a_winning_d_are_warned_and_not_repeated_for_twenty_rows(ca
     assert len(caplog.records) == 2 and "step 220: mode collapse?" in caplog.records[1].message
 
 
+def test_a_new_generator_that_has_not_varied_yet_is_not_called_collapsed(caplog):
+    # 64 px colour shapes, paper defaults: diversity 0.02 at step 100, 0.03 at 200, 0.35 at
+    # 300 and 0.52 at 400 (a healthy start), then a run that never varies.
+    monitors = callbacks.Monitors()
+    watch = callbacks.HealthWatch(every=100, start_step=0, monitors=monitors)
+    watch.set_model(_Model(0.7))
+    caplog.set_level(logging.WARNING, logger="dcgan")
+    for step, diversity in ((100, 0.02), (200, 0.03), (300, 0.35), (400, 0.52)):
+        monitors.report(step, "diversity", diversity)
+        watch.on_train_batch_end(step - 1)
+    assert not caplog.records
+    stuck = callbacks.HealthWatch(every=100, start_step=0, monitors=monitors)
+    stuck.set_model(_Model(0.7))
+    for step in range(100, 1001, 100):
+        monitors.report(step, "diversity", 0.05)
+        stuck.on_train_batch_end(step - 1)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "step 1000: mode collapse? the fixed noise's samples are 0.05x as varied as real "
+        "images (below 0.3 in every grid since step 100)"
+    )
+
+
 def test_d_has_won_only_when_it_stays_at_99_percent_for_three_rows(caplog):
     watch = callbacks.HealthWatch(every=50, start_step=0, monitors=callbacks.Monitors())
     watch.set_model(_Model(0.7))

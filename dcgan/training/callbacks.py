@@ -636,6 +636,10 @@ class HealthWatch(Periodic):
     repeated within QUIET_ROWS metrics rows: these conditions come and go."""
 
     COLLAPSE_DIVERSITY = 0.3  # of real images' mean pairwise distance
+    # A new G draws near-identical images until it learns to use z (on 64 px colour shapes
+    # for about 250 steps); that is not a collapse. Collapse is a fall from variety, or
+    # no variety yet after this many steps.
+    VARIETY_GRACE_STEPS = 1000
     WON_ACCURACY = 0.99
     # One interval at 99% is common while G still learns (the digits default has a few,
     # and the very first ones, before G draws anything, are near 100%); D has won only
@@ -648,18 +652,25 @@ class HealthWatch(Periodic):
         self.monitors = monitors
         self.warned: dict[str, int] = {}  # the step each warning was last given
         self.winning_rows: list[float] = []  # D's accuracy in the rows at WON_ACCURACY so far
+        self.has_varied = False  # the samples were once as varied as COLLAPSE_DIVERSITY
+        self.first_seen: int | None = None  # the step of the first diversity looked at
 
     def check(self, step: int) -> None:
         latest = self.monitors.latest.get("diversity")
         diversity = None if latest is None else float(latest[1])
-        collapsed = diversity is not None and diversity < self.COLLAPSE_DIVERSITY
+        low = diversity is not None and diversity < self.COLLAPSE_DIVERSITY
+        self.has_varied = self.has_varied or (diversity is not None and not low)
+        if diversity is not None and self.first_seen is None:
+            self.first_seen = int(latest[0])
         self._warn(
             "collapse",
             step,
-            collapsed,
+            low and (self.has_varied or step >= self.VARIETY_GRACE_STEPS),
             f"step {step}: mode collapse? the fixed noise's samples are "
             f"{diversity or 0:.2f}x as varied as real images (below "
-            f"{self.COLLAPSE_DIVERSITY}): look at the latest sample grid; lower the learning "
+            f"{self.COLLAPSE_DIVERSITY}"
+            + ("" if self.has_varied else f" in every grid since step {self.first_seen}")
+            + "): look at the latest sample grid; lower the learning "
             "rates, try train.loss hinge or model.d_spectral_norm, or resume from "
             "checkpoints/best",
         )
