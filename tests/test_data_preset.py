@@ -39,6 +39,18 @@ def test_wide_colour_folder_trains_at_its_own_aspect(tmp_path):
     assert "small data (under 2,000 images)" in told
 
 
+def test_larger_colour_folders_get_diffaugment_and_gray_ones_train_plain(tmp_path, monkeypatch):
+    from dcgan.data import preset
+
+    monkeypatch.setattr(preset, "SMALL_DATA", 4)  # 5 images count as a large folder here
+    colour, told = dry_run(make_folder(tmp_path, 5, (64, 64, 3)))
+    assert colour["train"]["diffaugment"] == ["color", "translation", "cutout"]
+    assert colour["model"]["ema"] is None and "small data" not in told
+    assert "colour: train.diffaugment color, translation, cutout, so that D does not win" in told
+    gray, told = dry_run(make_folder(tmp_path, 5, (64, 64), "L", name="gray"))
+    assert gray["train"]["diffaugment"] == [] and gray["model"]["ema"] is None
+
+
 def test_gray_square_folder(tmp_path):
     folder = make_folder(tmp_path, 5, (70, 66), "L")
     config, told = dry_run(folder)

@@ -148,6 +148,12 @@ def folder_preset(survey: Survey) -> Preset:
             f"small data (under {SMALL_DATA:,} images): train.diffaugment color, translation, "
             "cutout and model.ema 0.99 against memorising (README: Evidence on 67 images)"
         )
+    elif channels == 3:
+        train["diffaugment"] = ["color", "translation", "cutout"]
+        reasons.append(
+            "colour: train.diffaugment color, translation, cutout, so that D does not win "
+            "in the first hundreds of steps (README: Colour pictures)"
+        )
     raw = {
         "name": _run_name(survey.folder),
         "data": {
