@@ -50,6 +50,12 @@ from dcgan.runtime import import_tensorflow
     help="Scale of the latents: below 1 draws nearer the average latent, less varied "
     "images (on the digits default also fainter ones: see the README).",
 )
+@click.option(
+    "--class",
+    "class_name",
+    help="For a conditional run: the class of every image, by name or index. Default: a "
+    "class per image, drawn uniformly (its name ends the file name).",
+)
 @batch_size_option
 @force_option
 def sample(
@@ -59,28 +65,37 @@ def sample(
     out: Path | None,
     grid: bool,
     truncation: float,
+    class_name: str | None,
     batch_size: int,
     force: bool,
 ) -> None:
     """Write N images from a trained generator as PNG files (and a grid).
 
     \b
-    Example:
+    Examples:
       dcgan sample --ckpt runs/00003-biked -n 64 --grid
+      dcgan sample --ckpt runs/00001-digits-conditional --class 7 -n 16 --grid
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
-    from dcgan.generation.sampling import write_samples
+    from dcgan.generation.sampling import ClassTags, write_samples
 
     with input_errors():
         generator = load_generator(ckpt)
-        # Each truncation its own folder: the README's examples run one after another.
+        index = None if class_name is None else generator.class_index(class_name)
+        # Each truncation and class its own folder: the README's examples run one after
+        # another.
         folder = f"seed-{seed}" + (f"-truncation-{truncation:g}" if truncation != 1.0 else "")
+        if index is not None:
+            folder += f"-class-{ClassTags([index], generator.classes)[0]}"
         out = out or default_out(generator, f"generated/{folder}")
-        written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
+        written = write_samples(
+            generator, count, seed, out, grid, truncation, batch_size, force, index
+        )
+    of_class = "" if index is None else f" of class {generator.classes[index]}"
     report(
         written,
-        f"{count} images of {'x'.join(map(str, generator.image_shape))} "
+        f"{count} images{of_class} of {'x'.join(map(str, generator.image_shape))} "
         f"from {shown(Path(generator.source))}",
     )
 

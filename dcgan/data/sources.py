@@ -41,20 +41,27 @@ MIN_IMAGES = 4
 
 def load_images(config: DataConfig) -> np.ndarray:
     """All training images of the configured source, as uint8 (N, height, width, channels)."""
-    loaders: dict[str, Callable[[DataConfig], np.ndarray]] = {
-        "folder": _load_folder,
-        "digits": _load_digits,
-        "mnist": _load_mnist,
-        "fashion_mnist": _load_fashion_mnist,
-        "cifar10": _load_cifar10,
-        "stl10": _load_stl10,
-    }
-    images = loaders[config.source](config)
+    return load_labelled(config)[0]
+
+
+def load_labelled(config: DataConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training images and, when config.classes is set (a conditional run), each
+    image's class: int32 (N,) indices into config.classes; None otherwise."""
+    if config.classes is not None:
+        labelled = _LABELLED_LOADERS.get(config.source)
+        if labelled is None:
+            raise DataError(
+                f"data.source {config.source}: its labels are not read yet, so it cannot "
+                "train a conditional run (model.conditional); use digits or a folder"
+            )
+        images, labels = labelled(config)
+    else:
+        images, labels = _LOADERS[config.source](config), None
     if len(images) == 0:
         raise DataError(f"{_where(config)}: no images found")
     if len(images) < MIN_IMAGES:
         raise _too_few(config, len(images))
-    return images
+    return images, labels
 
 
 def _where(config: DataConfig) -> str:
@@ -240,12 +247,63 @@ def _load_folder(config: DataConfig) -> np.ndarray:
     folder = config.path
     files = list_image_files(folder)
     if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DataError(
-            f"data.path {printable(folder)}: no image files ({suffixes}) in this folder or below"
-        )
+        raise _no_image_files(folder)
     if config.max_images:
         files = files[: config.max_images]
+    images, _ = _decode_files(files, config)
+    return images
+
+
+def _no_image_files(folder: Path) -> DataError:
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    return DataError(
+        f"data.path {printable(folder)}: no image files ({suffixes}) in this folder or below"
+    )
+
+
+def _load_labelled_folder(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Class i's images are those in (and below) the sub-folder config.classes[i]. With
+    data.max_images, the classes take turns, so each keeps its share."""
+    per_class = [list_image_files(config.path / name) for name in config.classes]
+    for name, files in zip(config.classes, per_class, strict=True):
+        if not files:
+            raise _class_error(config, name, _no_image_files(config.path / name))
+    turns = sorted(
+        (rank, label, path)
+        for label, files in enumerate(per_class)
+        for rank, path in enumerate(files)
+    )
+    if config.max_images:
+        turns = turns[: config.max_images]
+    files = [path for _, _, path in turns]
+    images, reasons = _decode_files(files, config)
+    labels = np.array([t[1] for t, why in zip(turns, reasons, strict=True) if why is None])
+    for label, name in enumerate(config.classes):
+        if not (labels == label).any():
+            tried = [(t[2], why) for t, why in zip(turns, reasons, strict=True) if t[1] == label]
+            path, why = tried[0]
+            raise _class_error(
+                config,
+                name,
+                DataError(
+                    f": none of its {len(tried)} image files can be used (first: "
+                    f"{printable(path.name)}: {why})"
+                ),
+            )
+    return images, labels.astype(np.int32)
+
+
+def _class_error(config: DataConfig, name: str, error: DataError) -> DataError:
+    return DataError(
+        f"data.path {printable(config.path)}, class '{shorten(printable(name), 60)}': "
+        + str(error).split(": ", 1)[-1]
+    )
+
+
+def _decode_files(files: list[Path], config: DataConfig) -> tuple[np.ndarray, list[str | None]]:
+    """The usable images of files, stacked, and for each file why it could not be used
+    (None for those that could)."""
+    folder = config.path
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         decoded = list(pool.map(lambda p: _decode(p, config), files))
     images = [d for d in decoded if isinstance(d, np.ndarray)]
@@ -274,19 +332,24 @@ def _load_folder(config: DataConfig) -> np.ndarray:
             reason,
         )
     log.info("read %d images from %s", len(images), printable(folder))
-    return np.stack(images)
+    return np.stack(images), [d if isinstance(d, str) else None for d in decoded]
 
 
 # --- embedded and downloadable data sets ---------------------------------------------------
 
 
 def _load_digits(config: DataConfig) -> np.ndarray:
+    return _load_labelled_digits(config)[0]
+
+
+def _load_labelled_digits(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     # 8x8 pixels of 0..16 ink, shipped inside scikit-learn: nothing to download.
-    digits = load_digits().images
-    images = np.round(digits * (255.0 / 16.0)).astype(np.uint8)
-    return resize_array(_limit(images, config), config)
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    labels = digits.target.astype(np.int32)
+    return resize_array(_limit(images, config), config), _limit(labels, config)
 
 
 def keras_cache_dir() -> Path:
@@ -687,3 +750,17 @@ def _load_stl10(config: DataConfig) -> np.ndarray:
         if remaining == 0:
             break
     return np.concatenate(parts)
+
+
+_LOADERS: dict[str, Callable[[DataConfig], np.ndarray]] = {
+    "folder": _load_folder,
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "fashion_mnist": _load_fashion_mnist,
+    "cifar10": _load_cifar10,
+    "stl10": _load_stl10,
+}
+_LABELLED_LOADERS: dict[str, Callable[[DataConfig], tuple[np.ndarray, np.ndarray]]] = {
+    "folder": _load_labelled_folder,
+    "digits": _load_labelled_digits,
+}

@@ -1,0 +1,230 @@
+"""Class-conditional runs: classes from a data set or a folder's sub-folders, the models'
+class inputs, training and resuming, grids with a row per class, `sample --class`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import run_dirs, save_image, tiny_config, write_config
+from PIL import Image
+
+from dcgan.cli import main
+from dcgan.config import Config, DataConfig, load
+from dcgan.data.classes import folder_classes, with_classes
+from dcgan.data.sources import load_labelled
+from dcgan.errors import ConfigError, DataError
+
+COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
+
+
+def invoke(*args, code: int = 0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def colour_folder(root, counts: dict[str, int]):
+    """root/<colour>/<i>.png: plain squares of the colour, 12x12."""
+    for name, count in counts.items():
+        for i in range(count):
+            save_image(root / name / f"{i}.png", np.full((12, 12, 3), COLOURS[name], np.uint8))
+    return root
+
+
+def conditional(tmp_path, **data) -> Config:
+    raw = {"model": {"conditional": True}, "data": data}
+    path = write_config(tmp_path, raw)
+    return load(path)
+
+
+# --- config and classes ---------------------------------------------------------------------
+
+
+def test_class_settings_that_cannot_work_are_one_line_each(tmp_path):
+    cases = [
+        ({"data": {"classes": ["a", "b"]}}, "data.classes: applies only with model.conditional"),
+        ({"model": {"conditional": True, "arch": "tutorial"}, "data": {"image_size": 28}},
+         "model.conditional: needs model.arch 'dcgan'"),
+        ({"model": {"conditional": True}, "data": {"classes": ["a", "b", "a"]}},
+         "data.classes: names 'a' twice"),
+        ({"model": {"conditional": True}, "data": {"classes": ["only"]}}, "data.classes"),
+    ]  # fmt: skip
+    for raw, expected in cases:
+        with pytest.raises(ConfigError) as caught:
+            load(write_config(tmp_path, raw))
+        assert expected in str(caught.value), str(caught.value)
+
+
+def test_standard_sets_bring_their_own_class_names(tmp_path):
+    config = with_classes(conditional(tmp_path))
+    assert config.data.classes == [str(i) for i in range(10)]
+    assert with_classes(load(None)).data.classes is None  # unconditional: untouched
+    with pytest.raises(DataError, match="data.source digits has its own classes"):
+        with_classes(conditional(tmp_path, classes=["a", "b"]))
+
+
+def test_a_folder_s_classes_are_its_sub_folders_sorted(tmp_path):
+    folder = colour_folder(tmp_path / "pictures", {"red": 2, "blue": 2, "green": 2})
+    (folder / ".hidden").mkdir()
+    assert folder_classes(folder) == ["blue", "green", "red"]
+    assert folder_classes(folder, ["red", "blue"]) == ["red", "blue"]
+    with pytest.raises(DataError, match="data.classes: 'cyan' is not a sub-folder of .*"):
+        folder_classes(folder, ["red", "cyan"])
+
+
+def test_folders_that_cannot_give_classes_are_refused(tmp_path):
+    loose = colour_folder(tmp_path / "loose", {"red": 2, "blue": 2})
+    save_image(loose / "stray.png", np.zeros((12, 12, 3), np.uint8))
+    with pytest.raises(DataError) as caught:
+        folder_classes(loose)
+    assert "1 image file(s) directly in the folder (first: stray.png)" in str(caught.value)
+    # Named classes leave the stray image out instead.
+    assert folder_classes(loose, ["blue", "red"]) == ["blue", "red"]
+    single = colour_folder(tmp_path / "single", {"red": 4})
+    with pytest.raises(DataError, match="needs two or more class sub-folders.*only one, red"):
+        folder_classes(single)
+    with pytest.raises(DataError, match="found none"):
+        folder_classes((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+def test_each_image_gets_the_class_of_its_sub_folder(tmp_path):
+    folder = colour_folder(tmp_path / "pictures", {"red": 3, "blue": 5, "green": 2})
+    data = DataConfig(
+        source="folder", path=folder, image_size=8, channels=3, classes=["blue", "green", "red"]
+    )
+    images, labels = load_labelled(data)
+    assert len(images) == len(labels) == 10 and labels.dtype == np.int32
+    assert np.bincount(labels).tolist() == [5, 2, 3]
+    for image, label in zip(images, labels, strict=True):
+        expected = COLOURS[data.classes[label]]
+        assert tuple(image[4, 4]) == expected
+    # data.max_images: the classes take turns, so each keeps a share.
+    limited = data.model_copy(update={"max_images": 6})
+    assert np.bincount(load_labelled(limited)[1]).tolist() == [2, 2, 2]
+
+
+def test_a_class_without_a_usable_image_is_named(tmp_path):
+    folder = colour_folder(tmp_path / "pictures", {"red": 4, "blue": 4})
+    (folder / "green").mkdir()
+    (folder / "green" / "broken.png").write_bytes(b"not a picture")
+    data = DataConfig(
+        source="folder", path=folder, image_size=8, channels=3, classes=["blue", "green", "red"]
+    )
+    with pytest.raises(DataError) as caught:
+        load_labelled(data)
+    message = str(caught.value)
+    assert "class 'green': none of its 1 image files can be used (first: broken.png:" in message
+    (folder / "green" / "broken.png").unlink()
+    with pytest.raises(DataError, match="class 'green': no image files"):
+        load_labelled(data)
+
+
+# --- the models --------------------------------------------------------------------------
+
+
+def test_g_draws_each_class_and_d_projects_its_embedding():
+    import tensorflow as tf
+
+    from dcgan.models.networks import build_discriminator, build_generator
+
+    config = Config.model_validate(
+        {
+            "data": {"image_size": 16, "classes": ["a", "b", "c"]},
+            "model": {"conditional": True, "latent_dim": 8, "g_width": 8, "d_width": 8},
+        }
+    )
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    z = tf.constant(np.random.default_rng(0).standard_normal((3, 8)), tf.float32)
+    same_z = tf.repeat(z[:1], 3, axis=0)
+    images = generator([same_z, tf.constant([0, 1, 2])], training=False)
+    assert images.shape == (3, 16, 16, 1)
+    # From the start, the class changes the picture about as much as the latent does.
+    other_z = generator([z, tf.constant([0, 0, 0])], training=False).numpy()
+    images, images_seen = images.numpy(), images
+    by_class, by_z = np.abs(images[1] - images[0]).mean(), np.abs(other_z[1] - images[0]).mean()
+    assert by_class > 0.5 * by_z
+    # D's logit: a linear head on its features plus <features, embedding of the class>.
+    classes = tf.constant([2, 0, 1])
+    logits = discriminator([images_seen, classes], training=False).numpy()[:, 0]
+    features = tf.keras.Model(discriminator.inputs, discriminator.get_layer("flatten").output)
+    h = features([images_seen, classes], training=False).numpy()
+    head = discriminator.get_layer("logit")
+    embedding = discriminator.get_layer("class_embedding").kernel.numpy()
+    expected = h @ head.kernel.numpy()[:, 0] + head.bias.numpy()[0]
+    expected += np.sum(h * embedding[classes.numpy()], axis=1)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+# --- a conditional run end to end ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def colour_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conditional")
+    colour_folder(root / "pictures", {"red": 6, "blue": 6, "green": 6})
+    data = {"source": "folder", "path": str(root / "pictures"), "channels": 3, "max_images": None}
+    config = tiny_config(root, data=data, model={"conditional": True, "ema": 0.9})
+    config["train"].update({"d_steps": 2})
+    config["eval"] = {"every": 3, "num_samples": 12}
+    invoke("train", "--config", write_config(root, config))
+    (run,) = run_dirs(root)
+    return run
+
+
+def test_the_run_records_its_classes_and_grids_have_a_row_per_class(colour_run):
+    saved = yaml.safe_load((colour_run / "config.yaml").read_text())
+    assert saved["data"]["classes"] == ["blue", "green", "red"]
+    assert saved["model"]["conditional"] is True
+    grid = sorted((colour_run / "samples").glob("step-*.png"))[-1]
+    with Image.open(grid) as image:
+        width, height = image.size
+    # num_samples 4 over 3 classes: 2 columns of the same latents, a row per class.
+    assert (width, height) == (2 * (16 + 2) + 2, 3 * (16 + 2) + 2)
+    log = (colour_run / "train.log").read_text()
+    assert "KID" in log and "copy rate" in log
+
+
+def test_a_conditional_run_resumes(colour_run):
+    invoke("train", "--resume", colour_run, "--set", "train.steps=8")
+    saved = yaml.safe_load((colour_run / "config.yaml").read_text())
+    assert saved["train"]["steps"] == 8 and saved["data"]["classes"] == ["blue", "green", "red"]
+    invoke("train", "--resume", colour_run, "--set", "data.classes=[red,blue]", code=2)
+
+
+def test_sample_by_class_name_or_index_names_each_file_by_its_class(colour_run, tmp_path):
+    invoke("sample", "--ckpt", colour_run, "--class", "red", "-n", 3, "--out", tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "000000-red.png", "000001-red.png", "000002-red.png",
+    ]  # fmt: skip
+    invoke("sample", "--ckpt", colour_run, "--class", 2, "-n", 3, "--out", tmp_path / "b")
+    for name in ("000000-red.png", "000002-red.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # Without --class: a class per image, drawn from the seed, the same latents.
+    invoke("sample", "--ckpt", colour_run, "-n", 30, "--out", tmp_path / "c")
+    drawn = [p.stem.split("-")[1] for p in sorted((tmp_path / "c").iterdir())]
+    assert set(drawn) == {"blue", "green", "red"}
+    again = invoke("sample", "--ckpt", colour_run, "-n", 30, "--batch-size", 7,
+                   "--out", tmp_path / "d")  # fmt: skip
+    assert "30 images" in again.output
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(
+        p.name for p in (tmp_path / "c").iterdir()
+    )
+    first_red = next(p for p in sorted((tmp_path / "c").iterdir()) if p.stem.endswith("red"))
+    index = int(first_red.stem.split("-")[0])
+    invoke("sample", "--ckpt", colour_run, "--class", "red", "-n", index + 1,
+           "--out", tmp_path / "e")  # fmt: skip
+    same = tmp_path / "e" / first_red.name
+    assert same.read_bytes() == first_red.read_bytes()  # same seed, same latent, same class
+
+
+def test_unknown_classes_and_classes_of_unconditional_runs_are_one_line(colour_run, tiny_run):
+    result = invoke("sample", "--ckpt", colour_run, "--class", "cyan", code=2)
+    assert "--class cyan: not a class of" in result.output
+    assert "(its classes: blue, green, red; or an index 0..2)" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("sample", "--ckpt", colour_run, "--class", "3", code=2)
+    assert "not a class of" in result.output
+    result = invoke("sample", "--ckpt", tiny_run, "--class", "1", code=2)
+    assert "is not a conditional generator (model.conditional was off)" in result.output
