@@ -145,7 +145,10 @@ def test_g_draws_each_class_and_d_projects_its_embedding():
     images, images_seen = images.numpy(), images
     by_class, by_z = np.abs(images[1] - images[0]).mean(), np.abs(other_z[1] - images[0]).mean()
     assert by_class > 0.5 * by_z
-    # D's logit: a linear head on its features plus <features, embedding of the class>.
+    # D's logit: a linear head on its features plus <features, embedding of the class>
+    # (an embedding as large as a trained one, so that its term counts).
+    table = discriminator.get_layer("class_embedding").kernel
+    table.assign(np.random.default_rng(1).standard_normal(table.shape))
     classes = tf.constant([2, 0, 1])
     logits = discriminator([images_seen, classes], training=False).numpy()[:, 0]
     features = tf.keras.Model(discriminator.inputs, discriminator.get_layer("flatten").output)
@@ -228,3 +231,59 @@ def test_unknown_classes_and_classes_of_unconditional_runs_are_one_line(colour_r
     assert "not a class of" in result.output
     result = invoke("sample", "--ckpt", tiny_run, "--class", "1", code=2)
     assert "is not a conditional generator (model.conditional was off)" in result.output
+
+
+def _tile(grid_path, row: int, column: int, size: int = 16) -> np.ndarray:
+    with Image.open(grid_path) as image:
+        grid = np.asarray(image)
+    top, left = 2 + row * (size + 2), 2 + column * (size + 2)
+    return grid[top : top + size, left : left + size]
+
+
+def _only_png(folder) -> np.ndarray:
+    (path,) = sorted(folder.glob("*.png"))
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def test_interpolate_keeps_a_class_or_walks_between_classes(colour_run, tmp_path):
+    # Default: the first seed's class as `sample --seed S -n 1` draws it, kept throughout.
+    invoke("sample", "--ckpt", colour_run, "--seed", 5, "-n", 1, "--out", tmp_path / "s5")
+    (drawn,) = sorted((tmp_path / "s5").glob("*.png"))
+    drawn_class = drawn.stem.split("-")[1]
+    invoke("interpolate", "--ckpt", colour_run, "--seeds", "5,6", "--steps", 4,
+           "--out", tmp_path / "walk")  # fmt: skip
+    grid = tmp_path / "walk" / f"seeds-5-6-slerp-class-{drawn_class}.png"
+    np.testing.assert_array_equal(_tile(grid, 0, 0), _only_png(tmp_path / "s5"))
+    invoke("sample", "--ckpt", colour_run, "--seed", 6, "-n", 1, "--class", drawn_class,
+           "--out", tmp_path / "s6")  # fmt: skip
+    np.testing.assert_array_equal(_tile(grid, 0, 3), _only_png(tmp_path / "s6"))
+    # Between classes: one latent (seeds 5,5), blue at the start, red at the end, a blend
+    # of the two class embeddings between them.
+    invoke("interpolate", "--ckpt", colour_run, "--seeds", "5,5", "--steps", 5,
+           "--class", "blue,red", "--out", tmp_path / "between")  # fmt: skip
+    grid = tmp_path / "between" / "seeds-5-5-slerp-class-blue-red.png"
+    for column, name in ((0, "blue"), (4, "red")):
+        out = tmp_path / f"five-{name}"
+        invoke("sample", "--ckpt", colour_run, "--seed", 5, "-n", 1, "--class", name,
+               "--out", out)  # fmt: skip
+        np.testing.assert_array_equal(_tile(grid, 0, column), _only_png(out))
+    middle = _tile(grid, 0, 2).astype(int)
+    assert np.abs(middle - _tile(grid, 0, 0)).mean() > 0
+    assert np.abs(middle - _tile(grid, 0, 4)).mean() > 0
+    result = invoke("interpolate", "--ckpt", colour_run, "--class", "blue,cyan", code=2)
+    assert "--class cyan: not a class of" in result.output
+
+
+def test_each_grid_row_is_a_class_drawn_from_the_same_latents(colour_run):
+    from dcgan.generation.loading import load_generator
+
+    generator = load_generator(colour_run)  # its latest checkpoint: the latest grid's step
+    step = int(generator.source.rsplit("-", 1)[1])
+    noise = np.load(colour_run / "fixed_noise.npy")
+    grid = colour_run / "samples" / f"step-{step:07d}.png"
+    for label in range(3):
+        expected = generator.images(noise[:2], classes=np.full(2, label))
+        for column in range(2):
+            tile = _tile(grid, label, column).astype(int)
+            assert np.abs(tile - expected[column].astype(int)).max() <= 1

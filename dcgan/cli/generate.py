@@ -144,6 +144,13 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     "dips through low-norm latents the generator never saw.",
 )
 @click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
+@click.option(
+    "--class",
+    "class_names",
+    help="For a conditional run: the class kept along the walk, or comma-separated classes "
+    "walked through (by name or index; e.g. 3,8). Default: the first seed's class, as "
+    "`dcgan sample --seed S -n 1` draws it.",
+)
 @fps_option
 @click.option(
     "--out",
@@ -158,6 +165,7 @@ def interpolate(
     steps: int,
     method: str,
     loop: bool,
+    class_names: str | None,
     fps: float,
     out: Path | None,
     batch_size: int,
@@ -166,8 +174,9 @@ def interpolate(
     """Walk through latent space between seeds: a grid PNG (one row per segment) and a GIF.
 
     \b
-    Example:
+    Examples:
       dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
+      dcgan interpolate --ckpt runs/00001-digits-conditional --seeds 5,5 --class 3,8
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
@@ -176,7 +185,12 @@ def interpolate(
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "interpolations")
-        route = Walk(tuple(seeds), steps, method, loop)
+        classes = None
+        if class_names is not None:
+            names = [class_names] if class_names in (generator.classes or []) else None
+            names = names or [part.strip() for part in class_names.split(",") if part.strip()]
+            classes = tuple(generator.class_index(name) for name in names)
+        route = Walk(tuple(seeds), steps, method, loop, classes)
         written = write_interpolation(generator, route, out, fps, batch_size, force)
     report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
 

@@ -161,6 +161,10 @@ class Walk:
     steps: int = 8
     method: str = "slerp"
     loop: bool = False
+    # A conditional generator's classes along the walk, spread evenly over its frames: one
+    # kept throughout, or several walked through. None: the first seed's class, as
+    # `sample --seed S -n 1` draws it.
+    classes: tuple[int, ...] | None = None
 
     @property
     def frames(self) -> int:
@@ -193,6 +197,9 @@ def write_interpolation(
             "walk may hold: lower --steps or give fewer --seeds"
         )
     stem = f"{_seeds_name(route.seeds)}-{route.method}{'-loop' if route.loop else ''}"
+    if generator.conditional:
+        walked = route.classes or _class_weights_start(route, len(generator.classes))
+        stem += "-class-" + "-".join(ClassTags(np.array(walked), generator.classes))
     grid_path, gif_path, mp4_path = (out / f"{stem}{ext}" for ext in (".png", ".gif", ".mp4"))
     video = imaging.can_write_mp4()
     writing.check_folder(out, "--out")
@@ -201,7 +208,15 @@ def write_interpolation(
     latents = [seed_latent(seed, generator.latent_dim) for seed in route.seeds]
     if route.loop:
         latents.append(latents[0])
-    rows = [generator.images(row, batch_size) for row in walk(latents, route.steps, route.method)]
+    rows = walk(latents, route.steps, route.method)
+    if generator.conditional:
+        weights = _class_weights(route, len(generator.classes), frames_count)
+        frame = 0
+        for index, row in enumerate(rows):
+            rows[index] = generator.blended_images(row, weights[frame : frame + len(row)])
+            frame += len(row) - 1  # the next row starts on this one's last frame
+    else:
+        rows = [generator.images(row, batch_size) for row in rows]
     writing.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=route.steps), grid_path)
     # Segments share their end points: each shared frame is shown once.
@@ -214,6 +229,23 @@ def write_interpolation(
         imaging.save_mp4(frames, mp4_path, fps=fps)
         written.append(mp4_path)
     return written
+
+
+def _class_weights_start(route: Walk, num_classes: int) -> tuple[int]:
+    return (int(sample_classes(route.seeds[0], 1, num_classes, None)[0]),)
+
+
+def _class_weights(route: Walk, num_classes: int, frames: int) -> np.ndarray:
+    """(frames, num_classes): each frame's weighting of the classes, moving evenly from
+    one of route.classes to the next over the whole walk."""
+    waypoints = route.classes or _class_weights_start(route, num_classes)
+    one_hot = np.eye(num_classes, dtype=np.float32)[list(waypoints)]
+    if len(waypoints) == 1:
+        return np.repeat(one_hot, frames, axis=0)
+    position = np.linspace(0.0, len(waypoints) - 1, frames)
+    before = np.minimum(position.astype(int), len(waypoints) - 2)
+    t = (position - before)[:, None].astype(np.float32)
+    return (1 - t) * one_hot[before] + t * one_hot[before + 1]
 
 
 def _seeds_name(seeds: Sequence[int]) -> str:

@@ -3,7 +3,7 @@ classes when it is conditional, and uint8 images for latents."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -21,6 +21,7 @@ class LoadedGenerator:
     source: str  # what was loaded, for messages
     run: RunDir | None = None
     class_names: list[str] | None = None  # a conditional run's; an exported file has none
+    _blended: keras.Model | None = field(default=None, repr=False)  # made when first asked
 
     @property
     def conditional(self) -> bool:
@@ -60,6 +61,29 @@ class LoadedGenerator:
             f"--class {shorten(printable(text), 60)}: not a class of {self.source} (its "
             f"classes: {shown}{more}; or an index 0..{len(classes) - 1})"
         )
+
+    def blended_images(
+        self, latents: np.ndarray, class_weights: np.ndarray, batch_size: int = 64
+    ) -> np.ndarray:
+        """uint8 images of a conditional generator for latents and, instead of one class
+        each, a weighting of the classes (N, classes): G embeds a class linearly, so
+        weights (1 - t, t) on classes A and B put the embedding t of the way from A's to
+        B's, the walk between classes that `interpolate --class A,B` draws."""
+        if self._blended is None:
+            model = self.model
+            one_hot = model.get_layer("class_one_hot").output
+            self._blended = keras.Model([model.inputs[0], one_hot], model.output)
+        out = [
+            imaging.to_uint8(
+                self._blended(
+                    [tf.constant(latents[i : i + batch_size]),
+                     tf.constant(class_weights[i : i + batch_size], tf.float32)],
+                    training=False,
+                )
+            )
+            for i in range(0, len(latents), batch_size)
+        ]  # fmt: skip
+        return np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.uint8)
 
     def images(
         self, latents: np.ndarray, batch_size: int = 64, classes: np.ndarray | None = None
