@@ -287,3 +287,60 @@ def test_each_grid_row_is_a_class_drawn_from_the_same_latents(colour_run):
         for column in range(2):
             tile = _tile(grid, label, column).astype(int)
             assert np.abs(tile - expected[column].astype(int)).max() <= 1
+
+
+class _ByClass:
+    """A conditional stand-in generator: class 0 reproduces training images of class 0,
+    class 1 draws black images, far from any training image."""
+
+    conditional, classes, latent_dim, run, source = True, ["copied", "black"], 2, None, "stub"
+
+    def __init__(self, copied: np.ndarray):
+        self.copied = copied
+
+    def images(self, latents, batch_size=64, classes=None):
+        picks = self.copied[np.arange(len(latents)) % len(self.copied)]
+        return np.where((classes == 0)[:, None, None, None], picks, 0).astype(np.uint8)
+
+
+def test_evaluate_scores_each_class_against_its_own_training_images():
+    from dcgan.metrics import evaluation, features, scores
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8)
+    labels = np.repeat(np.array([0, 1], np.int32), 30)
+
+    def pooled(images):
+        x = images.astype(np.float32) / 255.0
+        return x.reshape(len(x), 4, 2, 4, 2, 1).mean((2, 4)).reshape(len(x), -1)
+
+    extractor = features.FeatureExtractor("pooled", 16, pooled)
+    generator = _ByClass(real[labels == 0])
+    results = evaluation.evaluate(
+        generator, real, extractor, 40, kid_subsets=10, kid_subset_size=100, real_labels=labels
+    )
+    copied, noise = results["per_class"]["copied"], results["per_class"]["black"]
+    assert copied["copy_rate"] == 1.0 and noise["copy_rate"] == 0.0
+    assert copied["generated_images"] == noise["generated_images"] == 20
+    assert copied["real_images"] == noise["real_images"] == 30
+    # KID: each class's generated features against its own real ones, as scores.kid has it.
+    fakes = generator.images(np.zeros((40, 2)), classes=np.arange(40) % 2)
+    expected = scores.kid(pooled(real[30:]), pooled(fakes[1::2]), subsets=10)
+    assert noise["kid"] == pytest.approx(expected.mean) and noise["kid_subset_size"] == 10
+    assert copied["kid"] < noise["kid"]
+
+
+def test_evaluate_and_nearest_work_on_a_conditional_run(colour_run):
+    import json
+
+    result = invoke("evaluate", "--ckpt", colour_run, "-n", 24, "--features", "random")
+    for name in ("blue", "green", "red"):
+        assert f"  class {name}: KID " in result.output
+    (report,) = (colour_run / "eval").glob("step-*-random-*.json")
+    per_class = json.loads(report.read_text())["per_class"]
+    assert sorted(per_class) == ["blue", "green", "red"]
+    assert all(entry["generated_images"] == 8 for entry in per_class.values())
+    assert all(entry["real_images"] == 6 for entry in per_class.values())
+    result = invoke("nearest", "--ckpt", colour_run, "-n", 2, "-k", 1, "--rate-samples", 12,
+                    "--features", "random")  # fmt: skip
+    assert "copy rate" in result.output

@@ -48,6 +48,7 @@ class FixedImages:
 
     def __init__(self, images: np.ndarray, run: RunDir | None = None):
         self.pool, self.run, self.source, self.latent_dim = images, run, "fixed", 2
+        self.conditional = False
 
     def images(self, latents, batch_size=64):
         picks = np.abs((latents[:, 0] * 1e6).astype(np.int64)) % len(self.pool)
