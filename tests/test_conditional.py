@@ -344,3 +344,30 @@ def test_evaluate_and_nearest_work_on_a_conditional_run(colour_run):
     result = invoke("nearest", "--ckpt", colour_run, "-n", 2, "-k", 1, "--rate-samples", 12,
                     "--features", "random")  # fmt: skip
     assert "copy rate" in result.output
+
+
+def test_runs_shows_which_runs_are_conditional_and_their_classes(colour_run):
+    result = invoke("runs", colour_run.parent)
+    header, row = result.output.strip().splitlines()
+    assert header.split()[:4] == ["run", "data", "size", "classes"]
+    assert "3: blue, green, red" in row
+
+
+def test_the_exported_generator_takes_latents_and_class_indices(colour_run, tmp_path):
+    import tensorflow as tf
+
+    result = invoke("export", "--ckpt", colour_run, "--format", "savedmodel",
+                    "--out", tmp_path / "saved")  # fmt: skip
+    assert "classes blue, green, red as class_index 0..2" in result.output
+    assert "m.serve([z, class_index])" in result.output
+    served = tf.saved_model.load(str(tmp_path / "saved"))
+    z = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    images = served.serve([tf.constant(z), tf.constant([2, 2])]).numpy()
+    invoke("export", "--ckpt", colour_run, "--out", tmp_path / "g.keras")
+    invoke("sample", "--ckpt", tmp_path / "g.keras", "--class", 2, "-n", 2, "--out", tmp_path / "s")
+    from dcgan.generation.loading import load_generator
+
+    loaded = load_generator(tmp_path / "g.keras")
+    assert loaded.classes == ["0", "1", "2"]  # a file alone knows the count, not the names
+    expected = loaded.images(z, classes=np.array([2, 2]))
+    np.testing.assert_allclose((images + 1) * 127.5, expected.astype(np.float32), atol=1.0)

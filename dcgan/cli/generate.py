@@ -213,7 +213,8 @@ def interpolate(
 )
 @force_option
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
-    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1].
+    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]
+    (a conditional run's takes [z, class_index (N,)]).
 
     \b
     Example:
@@ -228,9 +229,16 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
         name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
         out = out or default_out(generator, "export") / name
         written = export_generator(generator, fmt, out, force)
+    inputs = "[z, class_index]" if generator.conditional else "z"
     how = (
         "keras.models.load_model(path)"
         if fmt == "keras"
-        else "m = tf.saved_model.load(path); m.serve(z)"
+        else f"m = tf.saved_model.load(path); m.serve({inputs})"
     )
-    click.echo(f"wrote {shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")
+    classes = ""
+    if generator.conditional:
+        names = shorten(", ".join(generator.classes), 80)
+        classes = f", classes {names} as class_index 0..{len(generator.classes) - 1}"
+    click.echo(
+        f"wrote {shown(written)} (latent_dim {generator.latent_dim}{classes}); load it with {how}"
+    )

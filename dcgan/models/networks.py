@@ -230,7 +230,7 @@ def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
     z = keras.Input((model.latent_dim,), name="z")
     inputs, code = z, z
     if model.conditional:
-        label = keras.Input((), dtype="int32", name="class")
+        label = keras.Input((), dtype="int32", name="class_index")
         inputs = [z, label]
         # A learned embedding of the class, as long as z, joins it (Mirza & Osindero, 2014).
         # Drawn from N(0, 1) as z is: at init_std's 0.02 the class would start as a
@@ -313,7 +313,7 @@ def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
         return keras.Model(image, logit, name="discriminator")
     # Projection discriminator (Miyato & Koyama, 2018): the logit plus the inner product
     # of D's features with an embedding of the class.
-    label = keras.Input((), dtype="int32", name="class")
+    label = keras.Input((), dtype="int32", name="class_index")
     embedding = spectral(
         layers.Dense(x.shape[-1], use_bias=False, kernel_initializer=init, name="class_embedding")
     )(_one_hot(label, config))
