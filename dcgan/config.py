@@ -172,6 +172,10 @@ class TrainConfig(_Section):
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
+    # Mode seeking (Mao et al., 2019): the weight of a term that rewards G for images that
+    # differ as much as their latents do (for one class, in a conditional run), against a
+    # G that ignores z and draws one picture per class. 0: off.
+    mode_seeking: float = Field(0.0, ge=0.0, le=100.0)
     # TensorFlow's op determinism: a resumed run matches an unbroken one bit for bit.
     deterministic: bool = False
     on_nan: Literal["stop", "rollback"] = "stop"

@@ -160,6 +160,20 @@ def test_g_draws_each_class_and_d_projects_its_embedding():
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_mode_seeking_term_is_the_inverse_of_image_gap_over_latent_gap():
+    import tensorflow as tf
+
+    from dcgan.models.adversarial import mode_seeking_loss
+
+    latents = tf.constant([[0.0, 0.0], [1.0, 3.0], [2.0, 2.0], [1.0, 1.0], [9.0, 9.0]])
+    images = tf.zeros((5, 2, 2, 1)) + tf.reshape([0.0, 0.0, 0.5, 1.0, 7.0], (5, 1, 1, 1))
+    # Pairs (0, 2) and (1, 3); the fifth image has no partner. Image gaps 0.5 and 1.0,
+    # latent gaps mean(2, 2) and mean(0, 2).
+    image_gap, latent_gap = (0.5 + 1.0) / 2, (2 + 2 + 0 + 2) / 4
+    expected = 1.0 / (image_gap / latent_gap + 1e-5)
+    assert float(mode_seeking_loss(latents, images)) == pytest.approx(expected, rel=1e-6)
+
+
 # --- a conditional run end to end ---------------------------------------------------------
 
 
@@ -169,7 +183,7 @@ def colour_run(tmp_path_factory):
     colour_folder(root / "pictures", {"red": 6, "blue": 6, "green": 6})
     data = {"source": "folder", "path": str(root / "pictures"), "channels": 3, "max_images": None}
     config = tiny_config(root, data=data, model={"conditional": True, "ema": 0.9})
-    config["train"].update({"d_steps": 2})
+    config["train"].update({"d_steps": 2, "mode_seeking": 1.0})
     config["eval"] = {"every": 3, "num_samples": 12}
     invoke("train", "--config", write_config(root, config))
     (run,) = run_dirs(root)
@@ -371,3 +385,87 @@ def test_the_exported_generator_takes_latents_and_class_indices(colour_run, tmp_
     assert loaded.classes == ["0", "1", "2"]  # a file alone knows the count, not the names
     expected = loaded.images(z, classes=np.array([2, 2]))
     np.testing.assert_allclose((images + 1) * 127.5, expected.astype(np.float32), atol=1.0)
+
+
+# --- labels of the standard data sets, from files in their published formats ---------------
+
+
+def _cache(monkeypatch, tmp_path):
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    (home / "datasets").mkdir(parents=True)
+    return home / "datasets"
+
+
+def _labelled(source: str, **data) -> tuple[np.ndarray, np.ndarray]:
+    from dcgan.data.classes import STANDARD_CLASSES
+
+    config = DataConfig(source=source, classes=STANDARD_CLASSES[source], **data)
+    return load_labelled(config)
+
+
+def test_mnist_labels_come_from_y_train(monkeypatch, tmp_path):
+    cache = _cache(monkeypatch, tmp_path)
+    x_train = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    y_train = np.array([3, 1, 4, 1, 5, 9], np.uint8)
+    np.savez(cache / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_train[:1],
+             y_test=y_train[:1])  # fmt: skip
+    images, labels = _labelled("mnist", image_size=28, channels=1)
+    assert labels.tolist() == [3, 1, 4, 1, 5, 9] and len(images) == 6
+    np.savez(cache / "mnist.npz", x_train=x_train, y_train=y_train[:5])
+    with pytest.raises(DataError, match="5 labels for 6 images"):
+        _labelled("mnist", image_size=28, channels=1)
+
+
+def _idx(path, values: np.ndarray) -> None:
+    import gzip
+
+    magic = 2051 if values.ndim == 3 else 2049
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in values.shape)
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + values.tobytes())
+
+
+def test_fashion_mnist_labels_come_from_the_idx1_file(monkeypatch, tmp_path):
+    folder = _cache(monkeypatch, tmp_path) / "fashion-mnist"
+    folder.mkdir()
+    _idx(folder / "train-images-idx3-ubyte.gz", np.zeros((4, 28, 28), np.uint8))
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is missing"):
+        _labelled("fashion_mnist", image_size=28, channels=1)
+    _idx(folder / "train-labels-idx1-ubyte.gz", np.array([0, 9, 8, 0], np.uint8))
+    _, labels = _labelled("fashion_mnist", image_size=28, channels=1)
+    assert labels.tolist() == [0, 9, 8, 0]
+    _idx(folder / "train-labels-idx1-ubyte.gz", np.array([0, 10, 8, 0], np.uint8))
+    with pytest.raises(DataError, match="label 10 is not one of the 10 classes"):
+        _labelled("fashion_mnist", image_size=28, channels=1)
+
+
+def test_cifar10_labels_come_from_each_batch(monkeypatch, tmp_path):
+    import pickle
+
+    folder = _cache(monkeypatch, tmp_path) / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        rows = np.full((2, 3072), i, np.uint8)
+        batch = {b"data": rows, b"labels": [i, 9 - i]}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
+    images, labels = _labelled("cifar10", image_size=32, channels=3)
+    assert labels.tolist() == [1, 8, 2, 7, 3, 6, 4, 5, 5, 4]
+    assert (images[labels == 7] == 2).all()  # batch 2's images carry batch 2's labels
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": rows}))
+    with pytest.raises(DataError, match="no valid b'labels'"):
+        _labelled("cifar10", image_size=32, channels=3)
+
+
+def test_stl10_labels_come_from_train_y_and_the_unlabelled_split_is_refused(tmp_path):
+    folder = tmp_path / "stl10_binary"
+    folder.mkdir()
+    (np.zeros((3, 3, 96, 96), np.uint8)).tofile(folder / "unlabeled_X.bin")
+    with pytest.raises(DataError) as caught:
+        _labelled("stl10", path=tmp_path, image_size=48, channels=3)
+    assert "needs STL-10's labelled split, train_X.bin and train_y.bin" in str(caught.value)
+    assert "unlabeled_X.bin has no labels" in str(caught.value)
+    (np.zeros((4, 3, 96, 96), np.uint8)).tofile(folder / "train_X.bin")
+    np.array([1, 10, 3, 2], np.uint8).tofile(folder / "train_y.bin")
+    images, labels = _labelled("stl10", path=tmp_path, image_size=48, channels=3)
+    assert len(images) == 4 and labels.tolist() == [0, 9, 2, 1]  # the file counts from 1

@@ -22,6 +22,9 @@ class Objective:
     loss: Loss = NonSaturating()
     d_steps: int = 1  # D updates per G update, each on its own batch of real images
     augment: tuple[str, ...] = ()  # DiffAugment policies
+    # Weight of the mode-seeking term (Mao et al., 2019): G is rewarded when two latents of
+    # the same class give images as far apart as the latents are. 0: off.
+    mode_seeking: float = 0.0
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
@@ -42,6 +45,7 @@ def objective_for(config: Config) -> Objective:
         loss=make_loss(train.loss, train.label_smoothing, train.gp_weight),
         d_steps=train.d_steps,
         augment=tuple(train.diffaugment),
+        mode_seeking=train.mode_seeking,
     )
 
 
@@ -219,14 +223,15 @@ class DCGAN(keras.Model):
         inputs = [latents, classes] if self.conditional else latents
         return self.generator(inputs, training=True)
 
-    def _d_update(self, real_images, fake_images, salt: int, classes=None):
-        """One D step on a batch of real and (detached) fake images, both of classes in a
-        conditional run."""
+    def _d_update(self, real_images, fake_images, salt: int, classes=None, fake_classes=None):
+        """One D step on a batch of real and (detached) fake images, of classes in a
+        conditional run (the fakes' own when given)."""
         d_vars = self.discriminator.trainable_variables
         loss = self.objective.loss
+        fake_classes = classes if fake_classes is None else fake_classes
         with tf.GradientTape() as d_tape:
             real_out = self._d_sees(real_images, 2 * salt, classes)
-            fake_out = self._d_sees(fake_images, 2 * salt + 1, classes)
+            fake_out = self._d_sees(fake_images, 2 * salt + 1, fake_classes)
             d_loss = loss.d_loss(real_out, fake_out) + loss.penalty(
                 lambda images: self._d_sees(images, 3000 + salt, classes),
                 real_images,
@@ -251,15 +256,24 @@ class DCGAN(keras.Model):
         # One batch of fakes serves the last D update and the G update (as in PyTorch's
         # DCGAN example): G's forward pass is kept on g_tape while D steps on a detached
         # copy of it.
+        latents = self._latents(batch_size)
+        fake_classes = classes
+        if self.objective.mode_seeking and self.conditional:
+            # Pairs (i, i + half) share a class: the second half repeats the first's classes.
+            half = batch_size // 2
+            fake_classes = tf.concat([classes[:half], classes[:half], classes[2 * half :]], 0)
         with tf.GradientTape() as g_tape:
-            fake_images = self._fakes(self._latents(batch_size), classes)
+            fake_images = self._fakes(latents, fake_classes)
             with g_tape.stop_recording():
                 d_loss, real_out, fake_out = self._d_update(
-                    real_batch, tf.stop_gradient(fake_images), 0, classes
+                    real_batch, tf.stop_gradient(fake_images), 0, classes, fake_classes
                 )
             # The updated D judges the same fakes for G's step.
-            g_loss = loss.g_loss(self._d_sees(fake_images, 999, classes))
-            scaled_g_loss = _scaled(self.g_optimizer, g_loss)
+            g_loss = loss.g_loss(self._d_sees(fake_images, 999, fake_classes))
+            objective = g_loss
+            if self.objective.mode_seeking:
+                objective += self.objective.mode_seeking * mode_seeking_loss(latents, fake_images)
+            scaled_g_loss = _scaled(self.g_optimizer, objective)
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
         if self.ema_weights:
             self._update_ema()
@@ -291,6 +305,17 @@ class DCGAN(keras.Model):
                 average.assign(decay * average + (1.0 - decay) * weight)
             else:
                 average.assign(weight)  # BatchNorm statistics: remeasured when sampled
+
+
+def mode_seeking_loss(latents: tf.Tensor, images: tf.Tensor, eps: float = 1e-5) -> tf.Tensor:
+    """Mao et al. (2019), "Mode seeking GANs": 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2|)
+    over the pairs (i, i + half) of the batch, which G minimises: images that barely move
+    when the latent does cost it. In a conditional run each pair shares its class."""
+    half = tf.shape(latents)[0] // 2
+    images = tf.cast(images, tf.float32)
+    image_gap = tf.reduce_mean(tf.abs(images[:half] - images[half : 2 * half]))
+    latent_gap = tf.reduce_mean(tf.abs(latents[:half] - latents[half : 2 * half]))
+    return 1.0 / (image_gap / latent_gap + eps)
 
 
 def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
