@@ -88,6 +88,7 @@ def _image_size(value: Any) -> int | tuple[int, int]:
 ImageSize = Annotated[int | tuple[int, int], BeforeValidator(_image_size)]
 
 MAX_CLASSES = 1000
+CONDITIONAL_MODE_SEEKING = 1.0  # MSGAN's weight
 
 
 def _class_name(value: Any) -> str:
@@ -174,7 +175,8 @@ class TrainConfig(_Section):
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
     # Mode seeking (Mao et al., 2019): the weight of a term that rewards G for images that
     # differ as much as their latents do (for one class, in a conditional run), against a
-    # G that ignores z and draws one picture per class. 0: off.
+    # G that ignores z and draws one picture per class. 0: off; left out of a conditional
+    # run's config, CONDITIONAL_MODE_SEEKING.
     mode_seeking: float = Field(0.0, ge=0.0, le=100.0)
     # TensorFlow's op determinism: a resumed run matches an unbroken one bit for bit.
     deterministic: bool = False
@@ -251,6 +253,11 @@ class Config(_Section):
             )
         _check_steps_per_execution(self)
         _check_classes(self)
+        if self.model.conditional and "mode_seeking" not in self.train.model_fields_set:
+            # A conditional G left alone learns to ignore z (one picture per class on the
+            # digits: README, Choosing the class); unless told otherwise, it seeks modes.
+            train = self.train.model_copy(update={"mode_seeking": CONDITIONAL_MODE_SEEKING})
+            self = self.model_copy(update={"train": train})
         if info.context and not info.context.get("check_data", True):
             return self  # generating from a run needs no training data
         if self.data.source in SOURCES_WITH_PATH and self.data.path is None:

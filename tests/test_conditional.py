@@ -57,6 +57,13 @@ def test_class_settings_that_cannot_work_are_one_line_each(tmp_path):
         assert expected in str(caught.value), str(caught.value)
 
 
+def test_a_conditional_run_seeks_modes_unless_told_otherwise(tmp_path):
+    assert conditional(tmp_path).train.mode_seeking == 1.0
+    raw = {"model": {"conditional": True}, "train": {"mode_seeking": 0.0}}
+    assert load(write_config(tmp_path, raw)).train.mode_seeking == 0.0
+    assert load(None).train.mode_seeking == 0.0  # the paper's DCGAN has no such term
+
+
 def test_standard_sets_bring_their_own_class_names(tmp_path):
     config = with_classes(conditional(tmp_path))
     assert config.data.classes == [str(i) for i in range(10)]
