@@ -213,7 +213,9 @@ def write_interpolation(
         weights = _class_weights(route, len(generator.classes), frames_count)
         frame = 0
         for index, row in enumerate(rows):
-            rows[index] = generator.blended_images(row, weights[frame : frame + len(row)])
+            rows[index] = generator.blended_images(
+                row, weights[frame : frame + len(row)], batch_size
+            )
             frame += len(row) - 1  # the next row starts on this one's last frame
     else:
         rows = [generator.images(row, batch_size) for row in rows]

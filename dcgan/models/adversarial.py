@@ -103,8 +103,9 @@ class DCGAN(keras.Model):
     keyed the same way.
 
     A conditional G and D (two inputs each: images or latents, and class indices) train on
-    (images, classes) batches; the fakes of a step get the classes of its real batch, so
-    G learns the classes in the proportions of the data.
+    (images, classes) batches; the fakes of a step get the classes of its real batch (with
+    mode seeking, the first half's classes twice, to make pairs), so G learns the classes
+    in the proportions of the data.
     """
 
     def __init__(
