@@ -99,9 +99,9 @@ def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch)
     seen = []
     original = LoadedGenerator.images
 
-    def counting(self, latents, batch_size=64):
+    def counting(self, latents, batch_size=64, classes=None):
         seen.append(len(latents))
-        return original(self, latents, batch_size)
+        return original(self, latents, batch_size, classes)
 
     monkeypatch.setattr(LoadedGenerator, "images", counting)
     written = write_samples(
