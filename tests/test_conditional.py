@@ -476,3 +476,15 @@ def test_stl10_labels_come_from_train_y_and_the_unlabelled_split_is_refused(tmp_
     np.array([1, 10, 3, 2], np.uint8).tofile(folder / "train_y.bin")
     images, labels = _labelled("stl10", path=tmp_path, image_size=48, channels=3)
     assert len(images) == 4 and labels.tolist() == [0, 9, 2, 1]  # the file counts from 1
+
+
+def test_a_folder_s_classes_are_found_before_training_and_shown_by_dry_run(tmp_path):
+    folder = colour_folder(tmp_path / "pets", {"red": 2, "blue": 2})
+    result = invoke("train", "--data", folder, "--set", "model.conditional=true", "--dry-run")
+    assert yaml.safe_load(result.stdout)["data"]["classes"] == ["blue", "red"]
+    save_image(folder / "stray.png", np.zeros((12, 12, 3), np.uint8))
+    result = invoke("train", "--data", folder, "--set", "model.conditional=true", code=2)
+    assert result.output.strip().splitlines()[-1].startswith(
+        f"Error: data.path {folder}: 1 image file(s) directly in the folder (first: stray.png)"
+    )
+    assert not (tmp_path / "runs").exists()
