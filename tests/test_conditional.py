@@ -484,7 +484,31 @@ def test_a_folder_s_classes_are_found_before_training_and_shown_by_dry_run(tmp_p
     assert yaml.safe_load(result.stdout)["data"]["classes"] == ["blue", "red"]
     save_image(folder / "stray.png", np.zeros((12, 12, 3), np.uint8))
     result = invoke("train", "--data", folder, "--set", "model.conditional=true", code=2)
-    assert result.output.strip().splitlines()[-1].startswith(
-        f"Error: data.path {folder}: 1 image file(s) directly in the folder (first: stray.png)"
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"Error: data.path {folder}: 1 image file(s) directly in the folder (first: stray.png)"
+        )
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_conditional_run_rolls_back_and_trains_on_with_every_loss(tmp_path):
+    for loss, norm in (("hinge", "batch"), ("lsgan", "batch"), ("wgan-gp", "layer")):
+        root = tmp_path / loss
+        root.mkdir()
+        config = tiny_config(
+            root,
+            model={"conditional": True, "d_norm": norm, "d_spectral_norm": True},
+            train={"steps": 4, "loss": loss, "g_lr": 1e28, "d_lr": 1e28, "on_nan": "rollback",
+                   "rollback_lr_factor": 1e-30, "diffaugment": ["translation"]},
+        )  # fmt: skip
+        config["output"].update(checkpoint_every=2, sample_every=2)
+        invoke("train", "--config", write_config(root, config))
+        (run,) = run_dirs(root)
+        log = (run / "train.log").read_text()
+        assert "rolled back to step-0000000" in log, loss
+        assert (run / "generator.keras").is_file() and (
+            run / "samples" / "step-0000004.png"
+        ).is_file()
