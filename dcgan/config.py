@@ -87,6 +87,24 @@ def _image_size(value: Any) -> int | tuple[int, int]:
 
 ImageSize = Annotated[int | tuple[int, int], BeforeValidator(_image_size)]
 
+MAX_CLASSES = 1000
+CONDITIONAL_MODE_SEEKING = 1.0  # MSGAN's weight
+
+
+def _class_name(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # digits' classes read back from YAML as numbers
+    if not isinstance(value, str):
+        raise ValueError(f"a class name is text, got {type(value).__name__}")
+    if not value.strip() or len(value) > 100 or not value.isprintable():
+        raise ValueError(
+            f"'{shorten(printable(value), 60)}' is not a class name (1 to 100 printable characters)"
+        )
+    return value
+
+
+ClassName = Annotated[str, BeforeValidator(_class_name)]
+
 
 def image_size_text(image_size: int | tuple[int, int]) -> str:
     """64 or 64x128 (height x width), as messages and the runs table show a size."""
@@ -102,6 +120,10 @@ class DataConfig(_Section):
     # How an image of another shape is fitted: crop its centre, or pad it with its border
     # colour (nothing of it is lost: wheels stay on a bicycle seen from the side).
     resize: Literal["crop", "pad"] = "crop"
+    # The class names of a conditional run (model.conditional), in label order. Left out,
+    # training fills them in: a standard data set's own names, a folder's sub-folders
+    # (sorted). Given for a folder, only those sub-folders are read.
+    classes: list[ClassName] | None = Field(None, min_length=2, max_length=MAX_CLASSES)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -133,6 +155,9 @@ class ModelConfig(_Section):
     # Decay of an exponential moving average of G's weights, used for samples, evaluation
     # and export; None: the trained weights themselves.
     ema: float | None = Field(None, gt=0.0, lt=1.0)
+    # Class-conditional G and D: a learned class embedding joins z in G (Mirza & Osindero,
+    # 2014) and D is a projection discriminator (Miyato & Koyama, 2018).
+    conditional: bool = False
 
 
 class TrainConfig(_Section):
@@ -148,6 +173,11 @@ class TrainConfig(_Section):
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
+    # Mode seeking (Mao et al., 2019): the weight of a term that rewards G for images that
+    # differ as much as their latents do (for one class, in a conditional run), against a
+    # G that ignores z and draws one picture per class. 0: off; left out of a conditional
+    # run's config, CONDITIONAL_MODE_SEEKING.
+    mode_seeking: float = Field(0.0, ge=0.0, le=100.0)
     # TensorFlow's op determinism: a resumed run matches an unbroken one bit for bit.
     deterministic: bool = False
     on_nan: Literal["stop", "rollback"] = "stop"
@@ -222,6 +252,12 @@ class Config(_Section):
                 f"applies to the bce and lsgan losses, not '{self.train.loss}'",
             )
         _check_steps_per_execution(self)
+        _check_classes(self)
+        if self.model.conditional and "mode_seeking" not in self.train.model_fields_set:
+            # A conditional G left alone learns to ignore z (one picture per class on the
+            # digits: README, Choosing the class); unless told otherwise, it seeks modes.
+            train = self.train.model_copy(update={"mode_seeking": CONDITIONAL_MODE_SEEKING})
+            self = self.model_copy(update={"train": train})
         if info.context and not info.context.get("check_data", True):
             return self  # generating from a run needs no training data
         if self.data.source in SOURCES_WITH_PATH and self.data.path is None:
@@ -234,6 +270,17 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.dump(self.model_dump(mode="json"), Dumper=_YamlDumper, sort_keys=False)
+
+
+def _check_classes(config: Config) -> None:
+    classes = config.data.classes
+    if classes is not None and not config.model.conditional:
+        raise _KeyError("data.classes", "applies only with model.conditional: true")
+    if config.model.conditional and config.model.arch != "dcgan":
+        raise _KeyError("model.conditional", "needs model.arch 'dcgan'")
+    if classes is not None and len(set(classes)) != len(classes):
+        twice = next(name for name in classes if classes.count(name) > 1)
+        raise _KeyError("data.classes", f"names '{printable(twice)}' twice")
 
 
 def intervals(config: Config) -> dict[str, int]:
@@ -393,7 +440,7 @@ def _check_expanded_size(root: yaml.Node) -> None:
         )
 
 
-FROZEN_ON_RESUME = ("model.", "data.image_size", "data.channels", "name")
+FROZEN_ON_RESUME = ("model.", "data.image_size", "data.channels", "data.classes", "name")
 
 
 def load(

@@ -214,7 +214,9 @@ def test_config_loading_does_not_import_tensorflow():
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-@pytest.mark.parametrize("name", ["digits", "mnist", "cifar10", "stl10", "biked", "roses"])
+@pytest.mark.parametrize(
+    "name", ["digits", "digits-conditional", "mnist", "cifar10", "stl10", "biked", "roses"]
+)
 def test_every_shipped_config_validates(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs name data/<set> relative to the working dir
     for folder in ("data/biked", "data/roses", "data/stl10"):

@@ -48,8 +48,9 @@ class FixedImages:
 
     def __init__(self, images: np.ndarray, run: RunDir | None = None):
         self.pool, self.run, self.source, self.latent_dim = images, run, "fixed", 2
+        self.conditional = False
 
-    def images(self, latents, batch_size=64):
+    def images(self, latents, batch_size=64, classes=None):
         picks = np.abs((latents[:, 0] * 1e6).astype(np.int64)) % len(self.pool)
         return self.pool[picks]
 

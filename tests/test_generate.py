@@ -99,9 +99,9 @@ def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch)
     seen = []
     original = LoadedGenerator.images
 
-    def counting(self, latents, batch_size=64):
+    def counting(self, latents, batch_size=64, classes=None):
         seen.append(len(latents))
-        return original(self, latents, batch_size)
+        return original(self, latents, batch_size, classes)
 
     monkeypatch.setattr(LoadedGenerator, "images", counting)
     written = write_samples(
@@ -346,6 +346,7 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
         "run",
         "data",
         "size",
+        "classes",
         "step",
         "d_loss",
         "g_loss",
@@ -354,12 +355,12 @@ def test_runs_lists_state_step_and_losses(trained_run, tmp_path):
         "state",
     ]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows["00000-tiny"][1:4] == ["digits", "16x16x1", "6/6"]
+    assert rows["00000-tiny"][1:5] == ["digits", "16x16x1", "-", "6/6"]
     assert rows["00000-tiny"][-2:] == ["step-0000006.png", "finished"]
     assert rows["00001-tiny"][-1] == "stopped"
     assert rows["00002-tiny"][-1] == "running"
     assert rows["00003-tiny"][-1] == "finished"
-    float(rows["00000-tiny"][4]), float(rows["00000-tiny"][5])
+    float(rows["00000-tiny"][5]), float(rows["00000-tiny"][6])
     assert invoke("runs", tmp_path / "none").exit_code == 2
     json.dumps(rows)  # plain strings, printable anywhere
 

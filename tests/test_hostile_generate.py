@@ -449,6 +449,19 @@ def _two_inputs(keras):
     return [a, b], out
 
 
+def _latents_and_unnamed_classes(keras):
+    latent, label = keras.Input((8,)), keras.Input((), dtype="int32")
+    one_hot = keras.layers.CategoryEncoding(3, output_mode="one_hot")(label)
+    _, out = _dense_to(keras, (4, 4, 1), keras.layers.Concatenate()([latent, one_hot]))
+    return [latent, label], out
+
+
+def _three_inputs(keras):
+    inputs = [keras.Input((8,)) for _ in range(3)]
+    _, out = _dense_to(keras, (4, 4, 1), keras.layers.Concatenate()(inputs))
+    return inputs, out
+
+
 def _two_outputs(keras):
     latent, first = _dense_to(keras, (4, 4, 1))
     _, second = _dense_to(keras, (4, 4, 1), latent)
@@ -461,7 +474,12 @@ NOT_GENERATORS = {
         lambda keras: _dense_to(keras, (4, 4, 5)),
         "its images have 5 channels, not 1 or 3",
     ),
-    "two inputs": (_two_inputs, "it has 2 inputs"),
+    "two inputs": (_two_inputs, "its second input is (None, 8), not class indices"),
+    "classes without their layer": (
+        _latents_and_unnamed_classes,
+        "it has two inputs but no class_one_hot layer",
+    ),
+    "three inputs": (_three_inputs, "it has 3 inputs"),
     "two outputs": (_two_outputs, "it has 2 outputs"),
     "too wide": (
         lambda keras: _dense_to(keras, (4, 2048, 1)),
@@ -478,7 +496,8 @@ def test_keras_file_that_is_not_a_generator(tmp_path, case):
     line = error_line(invoke("sample", "--ckpt", path, "-n", 2, "--out", out))
     assert line == (
         f"Error: --ckpt {path}: not a generator: {reason} (a generator maps latents "
-        "(None, latent_dim) to images (None, H, W, C) with C 1 or 3)"
+        "(None, latent_dim), and for a conditional one class indices (None,), to images "
+        "(None, H, W, C) with C 1 or 3)"
     )
     assert not out.exists()
 

@@ -187,9 +187,9 @@ def test_nearest_finds_a_training_image_that_a_sample_copies(evaluated_run, tmp_
     real = load_images(_config(evaluated_run).data)
 
     class Copier:
-        run, source, latent_dim = RunDir(evaluated_run), "copier", 2
+        run, source, latent_dim, conditional = RunDir(evaluated_run), "copier", 2, False
 
-        def images(self, latents, batch_size=64):
+        def images(self, latents, batch_size=64, classes=None):
             return real[np.arange(len(latents)) % 5 + 10]
 
     query = evaluation.NearestQuery(count=3, neighbours=2, rate_samples=20, seed=0)

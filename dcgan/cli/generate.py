@@ -50,6 +50,12 @@ from dcgan.runtime import import_tensorflow
     help="Scale of the latents: below 1 draws nearer the average latent, less varied "
     "images (on the digits default also fainter ones: see the README).",
 )
+@click.option(
+    "--class",
+    "class_name",
+    help="For a conditional run: the class of every image, by name or index. Default: a "
+    "class per image, drawn uniformly (its name ends the file name).",
+)
 @batch_size_option
 @force_option
 def sample(
@@ -59,28 +65,37 @@ def sample(
     out: Path | None,
     grid: bool,
     truncation: float,
+    class_name: str | None,
     batch_size: int,
     force: bool,
 ) -> None:
     """Write N images from a trained generator as PNG files (and a grid).
 
     \b
-    Example:
+    Examples:
       dcgan sample --ckpt runs/00003-biked -n 64 --grid
+      dcgan sample --ckpt runs/00001-digits-conditional --class 7 -n 16 --grid
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
-    from dcgan.generation.sampling import write_samples
+    from dcgan.generation.sampling import ClassTags, write_samples
 
     with input_errors():
         generator = load_generator(ckpt)
-        # Each truncation its own folder: the README's examples run one after another.
+        index = None if class_name is None else generator.class_index(class_name)
+        # Each truncation and class its own folder: the README's examples run one after
+        # another.
         folder = f"seed-{seed}" + (f"-truncation-{truncation:g}" if truncation != 1.0 else "")
+        if index is not None:
+            folder += f"-class-{ClassTags([index], generator.classes)[0]}"
         out = out or default_out(generator, f"generated/{folder}")
-        written = write_samples(generator, count, seed, out, grid, truncation, batch_size, force)
+        written = write_samples(
+            generator, count, seed, out, grid, truncation, batch_size, force, index
+        )
+    of_class = "" if index is None else f" of class {generator.classes[index]}"
     report(
         written,
-        f"{count} images of {'x'.join(map(str, generator.image_shape))} "
+        f"{count} images{of_class} of {'x'.join(map(str, generator.image_shape))} "
         f"from {shown(Path(generator.source))}",
     )
 
@@ -129,6 +144,13 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
     "dips through low-norm latents the generator never saw.",
 )
 @click.option("--loop", is_flag=True, help="Walk back from the last seed to the first.")
+@click.option(
+    "--class",
+    "class_names",
+    help="For a conditional run: the class kept along the walk, or comma-separated classes "
+    "walked through (by name or index; e.g. 3,8). Default: the first seed's class, as "
+    "`dcgan sample --seed S -n 1` draws it.",
+)
 @fps_option
 @click.option(
     "--out",
@@ -143,6 +165,7 @@ def interpolate(
     steps: int,
     method: str,
     loop: bool,
+    class_names: str | None,
     fps: float,
     out: Path | None,
     batch_size: int,
@@ -151,8 +174,9 @@ def interpolate(
     """Walk through latent space between seeds: a grid PNG (one row per segment) and a GIF.
 
     \b
-    Example:
+    Examples:
       dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
+      dcgan interpolate --ckpt runs/00001-digits-conditional --seeds 5,5 --class 3,8
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
@@ -161,7 +185,12 @@ def interpolate(
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "interpolations")
-        route = Walk(tuple(seeds), steps, method, loop)
+        classes = None
+        if class_names is not None:
+            names = [class_names] if class_names in (generator.classes or []) else None
+            names = names or [part.strip() for part in class_names.split(",") if part.strip()]
+            classes = tuple(generator.class_index(name) for name in names)
+        route = Walk(tuple(seeds), steps, method, loop, classes)
         written = write_interpolation(generator, route, out, fps, batch_size, force)
     report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
 
@@ -184,7 +213,8 @@ def interpolate(
 )
 @force_option
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
-    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1].
+    """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]
+    (a conditional run's takes [z, class_index (N,)]).
 
     \b
     Example:
@@ -199,9 +229,16 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
         name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
         out = out or default_out(generator, "export") / name
         written = export_generator(generator, fmt, out, force)
+    inputs = "[z, class_index]" if generator.conditional else "z"
     how = (
         "keras.models.load_model(path)"
         if fmt == "keras"
-        else "m = tf.saved_model.load(path); m.serve(z)"
+        else f"m = tf.saved_model.load(path); m.serve({inputs})"
     )
-    click.echo(f"wrote {shown(written)} (latent_dim {generator.latent_dim}); load it with {how}")
+    classes = ""
+    if generator.conditional:
+        names = shorten(", ".join(generator.classes), 80)
+        classes = f", classes {names} as class_index 0..{len(generator.classes) - 1}"
+    click.echo(
+        f"wrote {shown(written)} (latent_dim {generator.latent_dim}{classes}); load it with {how}"
+    )

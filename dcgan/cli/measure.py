@@ -78,7 +78,7 @@ def evaluate(
       dcgan evaluate --ckpt runs/00003-biked/checkpoints/best
     """
     import_tensorflow()
-    from dcgan.data.sources import load_images
+    from dcgan.data.sources import load_labelled
     from dcgan.generation.loading import load_generator, run_config
     from dcgan.metrics import evaluation
     from dcgan.metrics.features import make_extractor
@@ -87,17 +87,29 @@ def evaluate(
         generator = load_generator(ckpt)
         extractor = make_extractor(features, inception_weights)
         out = evaluation.results_path(generator, extractor)
-        real = evaluation.real_subset(load_images(run_config(generator.run).data), max_real)
-        results = evaluation.evaluate(generator, real, extractor, count, batch_size=batch_size)
+        images, labels = load_labelled(run_config(generator.run).data)
+        kept = evaluation.real_subset_indices(len(images), max_real)
+        real, real_labels = images[kept], None if labels is None else labels[kept]
+        results = evaluation.evaluate(
+            generator, real, extractor, count, batch_size=batch_size, real_labels=real_labels
+        )
         evaluation.write_results(results, out)
-    click.echo(
+    lines = [
         f"{shown(Path(generator.source))} in {extractor.name}, {count} generated against "
-        f"{len(real)} real images:\n"
-        f"  FID {results['fid']:.3f}   KID {results['kid']:.5f} +- {results['kid_std']:.5f}\n"
+        f"{len(real)} real images:",
+        f"  FID {results['fid']:.3f}   KID {results['kid']:.5f} +- {results['kid_std']:.5f}",
         f"  precision {results['precision']:.3f}   recall {results['recall']:.3f}   "
-        f"copy rate {results['copy_rate']:.3f}\n"
-        f"wrote {shown(out)}"
-    )
+        f"copy rate {results['copy_rate']:.3f}",
+    ]
+    for name, entry in results.get("per_class", {}).items():
+        kid = f"KID {entry['kid']:.5f} +- {entry['kid_std']:.5f}" if "kid" in entry else "KID -"
+        rate = entry["copy_rate"]
+        lines.append(
+            f"  class {name}: {kid}   copy rate {'-' if rate is None else f'{rate:.3f}'}   "
+            f"({entry['generated_images']} generated, {entry['real_images']} real)"
+        )
+    lines.append(f"wrote {shown(out)}")
+    click.echo("\n".join(lines))
 
 
 @click.command(short_help="Show samples beside their nearest training images.")

@@ -88,7 +88,7 @@ def runs(folder: Path) -> None:
     if not summaries:
         click.echo(f"no runs in {folder}")
         return
-    header = ("run", "data", "size", "step", "d_loss", "g_loss", "last sample", "state")
+    header = ("run", "data", "size", "classes", "step", "d_loss", "g_loss", "last sample", "state")
     rows = [header]
     for s in summaries:
         total = f"/{s.total_steps}" if s.total_steps is not None else ""
@@ -97,6 +97,7 @@ def runs(folder: Path) -> None:
                 printable(s.name),
                 s.source,
                 s.size,
+                s.classes,
                 f"{s.step}{total}",
                 f"{s.d_loss:.3f}" if s.d_loss is not None else "-",
                 f"{s.g_loss:.3f}" if s.g_loss is not None else "-",

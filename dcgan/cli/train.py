@@ -66,6 +66,7 @@ def train(
       dcgan train --config configs/biked.yaml --set train.steps=20000
       dcgan train --resume runs/00003-biked --set train.steps=40000
     """
+    from dcgan.data.classes import with_classes
     from dcgan.storage import run_folder
 
     given = [name for name, value in (("--config", config_path), ("--data", data_path),
@@ -85,6 +86,9 @@ def train(
             run = None
             preset = _folder_preset(data_path) if data_path is not None else None
             config = config_module.load(config_path, overrides, preset=preset)
+        # A conditional run's classes, before TensorFlow starts: a folder that cannot give
+        # them is one line, and --dry-run shows them.
+        config = with_classes(config)
     except DcganError as exc:
         raise InputError.of(exc) from None
     if dry_run:

@@ -16,9 +16,14 @@ PREFETCH_BATCHES = 4
 
 
 def make_dataset(
-    images: np.ndarray | tf.Variable, batch_size: int, seed: int, start_step: int = 0
+    images: np.ndarray | tf.Variable,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    labels: np.ndarray | tf.Variable | None = None,
 ) -> tf.data.Dataset:
-    """The batches for steps start_step + 1, start_step + 2, ...: gather, scale, prefetch.
+    """The batches for steps start_step + 1, start_step + 2, ...: gather, scale, prefetch;
+    with labels (a conditional run), (images, int32 classes) batches.
 
     images are the decoded uint8 array from sources.load_images: decoding happened once and
     that array is the in-memory cache, a quarter of the size a float32 cache would be. The
@@ -26,6 +31,8 @@ def make_dataset(
     image.
     """
     pixels = images if isinstance(images, tf.Variable) else pixel_store(images)
+    if labels is not None and not isinstance(labels, tf.Variable):
+        labels = pixel_store(labels)
     count = int(pixels.shape[0])
     first_epoch, offset = divmod(start_step * batch_size, count)
 
@@ -35,9 +42,13 @@ def make_dataset(
         return tf.data.Dataset.from_tensor_slices(order)
 
     indices = tf.data.Dataset.counter(first_epoch).flat_map(epoch_order).skip(offset)
+
+    def gather(batch: tf.Tensor):
+        scaled = tf.cast(tf.gather(pixels, batch), tf.float32) / 127.5 - 1.0
+        return scaled if labels is None else (scaled, tf.gather(labels, batch))
+
     dataset = indices.batch(batch_size, drop_remainder=True).map(
-        lambda batch: tf.cast(tf.gather(pixels, batch), tf.float32) / 127.5 - 1.0,
-        num_parallel_calls=MAP_THREADS,
+        gather, num_parallel_calls=MAP_THREADS
     )
     options = tf.data.Options()
     options.deterministic = True
@@ -48,10 +59,11 @@ def make_dataset(
     return dataset.with_options(options).prefetch(PREFETCH_BATCHES)
 
 
-def pixel_store(images: np.ndarray) -> tf.Variable:
-    """The images in a CPU variable: tf.data would copy a captured 1 GB tensor again."""
+def pixel_store(array: np.ndarray) -> tf.Variable:
+    """The images (or labels) in a CPU variable: tf.data would copy a captured 1 GB tensor
+    again."""
     with tf.device("/CPU:0"):
-        return tf.Variable(images, trainable=False, name="training_images")
+        return tf.Variable(array, trainable=False, name="training_data")
 
 
 def make_distributed_dataset(
@@ -60,23 +72,34 @@ def make_distributed_dataset(
     seed: int,
     start_step: int,
     strategy: tf.distribute.Strategy,
+    labels: np.ndarray | None = None,
 ):
     """make_dataset's global batches split across the strategy's replicas: each worker
     builds the same stream and keeps its own rows of every batch, one slice per local
     replica, so that the replicas together train on exactly the single-device batch."""
     replicas = strategy.num_replicas_in_sync
     if replicas == 1:
-        return make_dataset(images, batch_size, seed, start_step)
-    pixels = pixel_store(images)  # outside the strategy's scope: one copy, not one per replica
+        return make_dataset(images, batch_size, seed, start_step, labels)
+    # Outside the strategy's scope: one copy, not one per replica.
+    pixels = pixel_store(images)
+    classes = None if labels is None else pixel_store(labels)
 
     def for_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         local = context.num_replicas_in_sync // context.num_input_pipelines
         per_replica = context.get_per_replica_batch_size(batch_size)
         first = context.input_pipeline_id * local * per_replica
-        shape = [local, per_replica, *images.shape[1:]]
+
+        def own_rows(part: tf.Tensor) -> tf.Tensor:
+            rows = part[first : first + local * per_replica]
+            return tf.reshape(rows, [local, per_replica, *part.shape[1:]])
+
+        def own_part(*batch):  # images, or images and their classes
+            parts = tuple(map(own_rows, batch))
+            return parts if len(parts) > 1 else parts[0]
+
         return (
-            make_dataset(pixels, batch_size, seed, start_step)
-            .map(lambda batch: tf.reshape(batch[first : first + local * per_replica], shape))
+            make_dataset(pixels, batch_size, seed, start_step, classes)
+            .map(own_part)
             .unbatch()  # consecutive elements go to the worker's replicas in turn
         )
 

@@ -41,20 +41,21 @@ MIN_IMAGES = 4
 
 def load_images(config: DataConfig) -> np.ndarray:
     """All training images of the configured source, as uint8 (N, height, width, channels)."""
-    loaders: dict[str, Callable[[DataConfig], np.ndarray]] = {
-        "folder": _load_folder,
-        "digits": _load_digits,
-        "mnist": _load_mnist,
-        "fashion_mnist": _load_fashion_mnist,
-        "cifar10": _load_cifar10,
-        "stl10": _load_stl10,
-    }
-    images = loaders[config.source](config)
+    return load_labelled(config)[0]
+
+
+def load_labelled(config: DataConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The training images and, when config.classes is set (a conditional run), each
+    image's class: int32 (N,) indices into config.classes; None otherwise."""
+    if config.classes is not None:
+        images, labels = _LABELLED_LOADERS[config.source](config)
+    else:
+        images, labels = _LOADERS[config.source](config), None
     if len(images) == 0:
         raise DataError(f"{_where(config)}: no images found")
     if len(images) < MIN_IMAGES:
         raise _too_few(config, len(images))
-    return images
+    return images, labels
 
 
 def _where(config: DataConfig) -> str:
@@ -240,12 +241,63 @@ def _load_folder(config: DataConfig) -> np.ndarray:
     folder = config.path
     files = list_image_files(folder)
     if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DataError(
-            f"data.path {printable(folder)}: no image files ({suffixes}) in this folder or below"
-        )
+        raise _no_image_files(folder)
     if config.max_images:
         files = files[: config.max_images]
+    images, _ = _decode_files(files, config)
+    return images
+
+
+def _no_image_files(folder: Path) -> DataError:
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    return DataError(
+        f"data.path {printable(folder)}: no image files ({suffixes}) in this folder or below"
+    )
+
+
+def _load_labelled_folder(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Class i's images are those in (and below) the sub-folder config.classes[i]. With
+    data.max_images, the classes take turns, so each keeps its share."""
+    per_class = [list_image_files(config.path / name) for name in config.classes]
+    for name, files in zip(config.classes, per_class, strict=True):
+        if not files:
+            raise _class_error(config, name, _no_image_files(config.path / name))
+    turns = sorted(
+        (rank, label, path)
+        for label, files in enumerate(per_class)
+        for rank, path in enumerate(files)
+    )
+    if config.max_images:
+        turns = turns[: config.max_images]
+    files = [path for _, _, path in turns]
+    images, reasons = _decode_files(files, config)
+    labels = np.array([t[1] for t, why in zip(turns, reasons, strict=True) if why is None])
+    for label, name in enumerate(config.classes):
+        if not (labels == label).any():
+            tried = [(t[2], why) for t, why in zip(turns, reasons, strict=True) if t[1] == label]
+            path, why = tried[0]
+            raise _class_error(
+                config,
+                name,
+                DataError(
+                    f": none of its {len(tried)} image files can be used (first: "
+                    f"{printable(path.name)}: {why})"
+                ),
+            )
+    return images, labels.astype(np.int32)
+
+
+def _class_error(config: DataConfig, name: str, error: DataError) -> DataError:
+    return DataError(
+        f"data.path {printable(config.path)}, class '{shorten(printable(name), 60)}': "
+        + str(error).split(": ", 1)[-1]
+    )
+
+
+def _decode_files(files: list[Path], config: DataConfig) -> tuple[np.ndarray, list[str | None]]:
+    """The usable images of files, stacked, and for each file why it could not be used
+    (None for those that could)."""
+    folder = config.path
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         decoded = list(pool.map(lambda p: _decode(p, config), files))
     images = [d for d in decoded if isinstance(d, np.ndarray)]
@@ -274,19 +326,24 @@ def _load_folder(config: DataConfig) -> np.ndarray:
             reason,
         )
     log.info("read %d images from %s", len(images), printable(folder))
-    return np.stack(images)
+    return np.stack(images), [d if isinstance(d, str) else None for d in decoded]
 
 
 # --- embedded and downloadable data sets ---------------------------------------------------
 
 
 def _load_digits(config: DataConfig) -> np.ndarray:
+    return _load_labelled_digits(config)[0]
+
+
+def _load_labelled_digits(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     # 8x8 pixels of 0..16 ink, shipped inside scikit-learn: nothing to download.
-    digits = load_digits().images
-    images = np.round(digits * (255.0 / 16.0)).astype(np.uint8)
-    return resize_array(_limit(images, config), config)
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    labels = digits.target.astype(np.int32)
+    return resize_array(_limit(images, config), config), _limit(labels, config)
 
 
 def keras_cache_dir() -> Path:
@@ -334,6 +391,17 @@ def _read_up_to(stream: BinaryIO, count: int, chunk: int = 16 * MiB) -> bytearra
 
 
 def _load_mnist(config: DataConfig) -> np.ndarray:
+    return resize_array(_limit(read_npz_images(_mnist_file(config)), config), config)
+
+
+def _load_labelled_mnist(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    path = _mnist_file(config)
+    images, labels = read_npz_images(path), read_npz_images(path, "y_train")
+    _check_labels(f"data.source mnist: {printable(path)}", labels, len(images), 10)
+    return resize_array(_limit(images, config), config), _limit(labels, config)
+
+
+def _mnist_file(config: DataConfig) -> Path:
     candidates = [keras_cache_dir() / "mnist.npz"]
     if config.path is not None:
         candidates[:0] = [config.path, config.path / "mnist.npz"]
@@ -342,13 +410,23 @@ def _load_mnist(config: DataConfig) -> np.ndarray:
         expected = f"mnist.npz (x_train, y_train, x_test, y_test) at {candidates[-1]}"
         _download("mnist", "mnist", expected)
         path = candidates[-1]
-    images = read_npz_images(path)
-    return resize_array(_limit(images, config), config)
+    return path
+
+
+def _check_labels(where: str, labels: np.ndarray, count: int, classes: int) -> np.ndarray:
+    """Labels as int32: one per image, each a class index."""
+    if labels.shape != (count,):
+        raise DataError(f"{where}: {labels.shape[0]} labels for {count} images")
+    if len(labels) and int(labels.max()) >= classes:
+        raise DataError(f"{where}: label {int(labels.max())} is not one of the {classes} classes")
+    return labels.astype(np.int32)
 
 
 def read_npz_images(path: Path, key: str = "x_train") -> np.ndarray:
-    """uint8 (N, rows, cols) from an .npz archive such as mnist.npz: the archive's sizes and
-    the array's header are checked before its pixels are inflated; nothing is unpickled."""
+    """uint8 (N, rows, cols) from an .npz archive such as mnist.npz, or with key "y_train"
+    its uint8 labels (N,): the archive's sizes and the array's header are checked before
+    its values are inflated; nothing is unpickled."""
+    rank = 1 if key.startswith("y_") else 3
     where = f"data.source mnist: {printable(path)}"
     try:
         names = check_zip(path, MAX_ARRAY_BYTES * 2, MAX_ARRAY_BYTES + MiB)
@@ -370,12 +448,13 @@ def read_npz_images(path: Path, key: str = "x_train") -> np.ndarray:
                 shape, fortran_order, dtype = npy_format.read_array_header_2_0(member)
             else:
                 raise ValueError(f".npy format version {version} is not one numpy writes for uint8")
-            if dtype != np.uint8 or len(shape) != 3:
+            if dtype != np.uint8 or len(shape) != rank:
+                what = "labels (N,)" if rank == 1 else "images (N, rows, cols)"
                 raise DataError(
                     f"{where}: its {key} is a {dtype} array of shape {shorten(str(shape))}, "
-                    "not uint8 images (N, rows, cols)"
+                    f"not uint8 {what}"
                 )
-            count, rows, cols = shape
+            count, rows, cols = shape if rank == 3 else (*shape, 1, 1)
             _check_array_size(where, count, rows, cols)
             pixels = _read_up_to(member, count * rows * cols)
     except UnsafeFile as exc:
@@ -407,20 +486,31 @@ def _check_array_size(where: str, count: int, rows: int, cols: int) -> None:
         )
 
 
+IDX_IMAGES, IDX_LABELS = 2051, 2049  # the magic numbers of IDX3 (images) and IDX1 (labels)
+
+
 def read_idx_images(path: Path) -> np.ndarray:
-    """A gzipped IDX3 file (the MNIST family's format) as uint8 (N, rows, cols). The header
-    is read first and its sizes checked; then exactly the pixels it declares are inflated,
-    and one byte more: data after them is an error (a wrong header, or files joined)."""
+    """A gzipped IDX3 file (the MNIST family's format) as uint8 (N, rows, cols), or an IDX1
+    label file as uint8 (N,). The header is read first and its sizes checked; then exactly
+    the values it declares are inflated, and one byte more: data after them is an error (a
+    wrong header, or files joined)."""
     where = printable(path)
     try:
         with (
             open_regular(path, MAX_ARRAY_BYTES, "gzipped IDX file") as raw,
             gzip.GzipFile(fileobj=raw, mode="rb") as stream,
         ):
-            header = stream.read(16)
-            if len(header) < 16 or int.from_bytes(header[:4], "big") != 2051:
+            magic = int.from_bytes(stream.read(4), "big")
+            if magic not in (IDX_IMAGES, IDX_LABELS):
                 raise DataError(f"{where}: not an IDX image file (magic number 2051 missing)")
-            count, rows, cols = (int.from_bytes(header[i : i + 4], "big") for i in (4, 8, 12))
+            sizes = 1 if magic == IDX_LABELS else 3
+            header = stream.read(4 * sizes)
+            if len(header) < 4 * sizes:
+                raise DataError(f"{where}: truncated IDX header")
+            count, rows, cols = (
+                *(int.from_bytes(header[i : i + 4], "big") for i in range(0, 4 * sizes, 4)),
+                *([1, 1] if magic == IDX_LABELS else []),
+            )
             _check_array_size(where, count, rows, cols)
             pixels = _read_up_to(stream, count * rows * cols)
             if len(pixels) != count * rows * cols:
@@ -438,20 +528,40 @@ def read_idx_images(path: Path) -> np.ndarray:
         raise DataError(
             f"{where}: not a readable gzip file: {shorten(printable(str(exc)))}"
         ) from None
-    return np.frombuffer(pixels, np.uint8).reshape(count, rows, cols)
+    shape = (count,) if magic == IDX_LABELS else (count, rows, cols)
+    return np.frombuffer(pixels, np.uint8).reshape(shape)
+
+
+FASHION_IMAGES, FASHION_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 
 
 def _load_fashion_mnist(config: DataConfig) -> np.ndarray:
-    filename = "train-images-idx3-ubyte.gz"
+    images = read_idx_images(_fashion_folder(config) / FASHION_IMAGES)
+    return resize_array(_limit(images, config), config)
+
+
+def _load_labelled_fashion_mnist(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    folder = _fashion_folder(config)
+    images = read_idx_images(folder / FASHION_IMAGES)
+    path = folder / FASHION_LABELS
+    if not _present(path):
+        raise DataError(
+            f"data.source fashion_mnist: {printable(path)} is missing: a conditional run "
+            f"needs the labels beside {FASHION_IMAGES}"
+        )
+    labels = _check_labels(printable(path), read_idx_images(path), len(images), 10)
+    return resize_array(_limit(images, config), config), _limit(labels, config)
+
+
+def _fashion_folder(config: DataConfig) -> Path:
     folders = [keras_cache_dir() / "fashion-mnist"]
     if config.path is not None:
         folders.insert(0, config.path)
-    folder = _first_existing(f for f in folders if _present(f / filename))
+    folder = _first_existing(f for f in folders if _present(f / FASHION_IMAGES))
     if folder is None:
-        _download("fashion_mnist", "fashion_mnist", f"{filename} in {folders[-1]}")
+        _download("fashion_mnist", "fashion_mnist", f"{FASHION_IMAGES} in {folders[-1]}")
         folder = folders[-1]
-    images = read_idx_images(folder / filename)
-    return resize_array(_limit(images, config), config)
+    return folder
 
 
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -526,7 +636,8 @@ class _CifarUnpickler(pickle.Unpickler):
             raise _ForbiddenGlobal(f"{module}.{name}") from None
 
 
-def _read_cifar_batch(data: bytes, where: str) -> np.ndarray:
+def _read_cifar_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A batch's images (N, 32, 32, 3) and its labels (None when it has no valid ones)."""
     prefix = f"data.source cifar10: {where}"
     try:
         batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
@@ -557,12 +668,35 @@ def _read_cifar_batch(data: bytes, where: str) -> np.ndarray:
             f"{prefix}: is not a CIFAR-10 batch: {found}, not uint8 rows of {CIFAR_ROW} "
             "values (3x32x32)"
         )
-    return rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    labels = batch.get(b"labels")
+    valid = (
+        isinstance(labels, list)
+        and len(labels) == len(rows)
+        and all(type(label) is int and 0 <= label < 10 for label in labels)
+    )
+    images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, np.array(labels, np.int32) if valid else None
 
 
 def _load_cifar10(config: DataConfig) -> np.ndarray:
+    images, _ = _read_cifar10(config)
+    return resize_array(_limit(images, config), config)
+
+
+def _load_labelled_cifar10(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _read_cifar10(config)
+    if labels is None:
+        raise DataError(
+            "data.source cifar10: its batches have no valid b'labels' (a list of 0..9 per "
+            "image), which a conditional run needs"
+        )
+    return resize_array(_limit(images, config), config), _limit(labels, config)
+
+
+def _read_cifar10(config: DataConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The five training batches' images and labels (None unless every batch has them)."""
     if config.path is not None and _present(config.path):
-        images = _read_cifar_archive(config.path)
+        parts = _read_cifar_archive(config.path)
     else:
         candidates = _cifar_folder_candidates(config)
         folder = _first_existing(f for f in candidates if _present(f / CIFAR_BATCHES[0]))
@@ -586,8 +720,10 @@ def _load_cifar10(config: DataConfig) -> np.ndarray:
             except UnsafeFile as exc:
                 raise _data_error(exc, "data.source cifar10: ") from None
             parts.append(_read_cifar_batch(data, printable(path)))
-        images = np.concatenate(parts)
-    return resize_array(_limit(images, config), config)
+    images = np.concatenate([images for images, _ in parts])
+    if any(labels is None for _, labels in parts):
+        return images, None
+    return images, np.concatenate([labels for _, labels in parts])
 
 
 def _tar_kind(member: tarfile.TarInfo) -> str:
@@ -601,12 +737,12 @@ def _tar_kind(member: tarfile.TarInfo) -> str:
     return next((name for test, name in kinds if test()), "not a regular file")
 
 
-def _read_cifar_archive(path: Path) -> np.ndarray:
+def _read_cifar_archive(path: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """The five batches of cifar-10-python.tar.gz, read as the archive is walked: no member
     is extracted to disk, none but a regular file is read, and inflating stops at
     MAX_CIFAR_TAR."""
     where = f"data.path {printable(path)}"
-    batches: dict[str, np.ndarray] = {}
+    batches: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     try:
         with (
             open_regular(path, what="CIFAR-10 archive") as raw,
@@ -645,7 +781,7 @@ def _read_cifar_archive(path: Path) -> np.ndarray:
     missing = [name for name in CIFAR_BATCHES if name not in batches]
     if missing:
         raise DataError(f"{where}: archive lacks {', '.join(missing)}")
-    return np.concatenate([batches[name] for name in CIFAR_BATCHES])
+    return [batches[name] for name in CIFAR_BATCHES]
 
 
 STL10_FILES = ("train_X.bin", "unlabeled_X.bin")
@@ -654,36 +790,91 @@ STL10_SHAPE = (3, 96, 96)
 
 def _load_stl10(config: DataConfig) -> np.ndarray:
     """STL-10's binary files: uint8, each image channel-major and column-major."""
-    folder = config.path
-    if (folder / "stl10_binary").is_dir():
-        folder = folder / "stl10_binary"
+    folder = _stl10_folder(config)
     files = [folder / name for name in STL10_FILES if _present(folder / name)]
     if not files:
         raise DataError(
             f"data.path {printable(config.path)}: no STL-10 binary files; place "
             f"{' and/or '.join(STL10_FILES)} from stl10_binary.tar.gz in this folder"
         )
-    per_image = int(np.prod(STL10_SHAPE))
     parts = []
     remaining = config.max_images
     for path in files:
-        try:
-            with open_regular(path, what="STL-10 binary file") as stream:
-                size = os.fstat(stream.fileno()).st_size
-                if size == 0 or size % per_image:
-                    raise DataError(
-                        f"{printable(path)}: size {size:,} bytes is not a whole number of "
-                        "96x96x3 images (truncated?)"
-                    )
-                raw = np.memmap(stream, dtype=np.uint8, mode="r").reshape(-1, *STL10_SHAPE)
-        except UnsafeFile as exc:
-            raise _data_error(exc) from None
+        images = _read_stl10_images(path, config, remaining)
+        parts.append(images)
         if remaining is not None:
-            raw, remaining = raw[:remaining], remaining - len(raw[:remaining])
-        # Resize in chunks: the unlabeled file alone is 2.7 GB.
-        for start in range(0, len(raw), 4096):
-            chunk = np.asarray(raw[start : start + 4096]).transpose(0, 3, 2, 1)
-            parts.append(resize_array(chunk, config))
-        if remaining == 0:
-            break
+            remaining -= len(images)
+            if remaining == 0:
+                break
     return np.concatenate(parts)
+
+
+def _load_labelled_stl10(config: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """train_X.bin with its labels, train_y.bin (1..10, one byte per image); the unlabelled
+    split has none to give."""
+    folder = _stl10_folder(config)
+    images_path, labels_path = folder / "train_X.bin", folder / "train_y.bin"
+    if not (_present(images_path) and _present(labels_path)):
+        unlabelled = _present(folder / "unlabeled_X.bin")
+        raise DataError(
+            f"data.path {printable(config.path)}: a conditional run (model.conditional) needs "
+            "STL-10's labelled split, train_X.bin and train_y.bin"
+            + (": unlabeled_X.bin has no labels" if unlabelled else "")
+        )
+    images = _read_stl10_images(images_path, config, config.max_images)
+    try:
+        raw = read_bytes(labels_path, 10 * MiB, "STL-10 label file")
+    except UnsafeFile as exc:
+        raise _data_error(exc) from None
+    labels = np.frombuffer(raw, np.uint8).astype(np.int32) - 1  # the file counts from 1
+    where = printable(labels_path)
+    if len(labels) < len(images) or (len(labels) and labels.min() < 0):
+        raise DataError(f"{where}: not {len(images)} labels from 1 to 10")
+    return images, _check_labels(where, labels[: len(images)], len(images), 10)
+
+
+def _stl10_folder(config: DataConfig) -> Path:
+    folder = config.path
+    return folder / "stl10_binary" if (folder / "stl10_binary").is_dir() else folder
+
+
+def _read_stl10_images(path: Path, config: DataConfig, limit: int | None) -> np.ndarray:
+    """The images of one STL-10 binary file (the first limit of them), resized."""
+    per_image = int(np.prod(STL10_SHAPE))
+    try:
+        with open_regular(path, what="STL-10 binary file") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size == 0 or size % per_image:
+                raise DataError(
+                    f"{printable(path)}: size {size:,} bytes is not a whole number of "
+                    "96x96x3 images (truncated?)"
+                )
+            raw = np.memmap(stream, dtype=np.uint8, mode="r").reshape(-1, *STL10_SHAPE)
+    except UnsafeFile as exc:
+        raise _data_error(exc) from None
+    if limit is not None:
+        raw = raw[:limit]
+    # Resize in chunks: the unlabeled file alone is 2.7 GB.
+    parts = [
+        resize_array(np.asarray(raw[start : start + 4096]).transpose(0, 3, 2, 1), config)
+        for start in range(0, len(raw), 4096)
+    ]
+    return np.concatenate(parts)
+
+
+_LOADERS: dict[str, Callable[[DataConfig], np.ndarray]] = {
+    "folder": _load_folder,
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "fashion_mnist": _load_fashion_mnist,
+    "cifar10": _load_cifar10,
+    "stl10": _load_stl10,
+}
+_LABELLED_LOADERS: dict[str, Callable[[DataConfig], tuple[np.ndarray, np.ndarray]]] = {
+    "folder": _load_labelled_folder,
+    "digits": _load_labelled_digits,
+    "mnist": _load_labelled_mnist,
+    "fashion_mnist": _load_labelled_fashion_mnist,
+    "cifar10": _load_labelled_cifar10,
+    "stl10": _load_labelled_stl10,
+}

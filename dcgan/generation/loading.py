@@ -50,7 +50,8 @@ def _from_run(run: RunDir) -> LoadedGenerator:
     if latest is not None:
         return _from_checkpoint(run, latest[1])
     if run.generator.exists():
-        return LoadedGenerator(_load_keras_file(run.generator), str(run.generator), run)
+        classes = run_config(run).data.classes
+        return LoadedGenerator(_load_keras_file(run.generator), str(run.generator), run, classes)
     raise RunDirError(f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet")
 
 
@@ -65,7 +66,7 @@ def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:
         standing_statistics(generator)  # as training's samples and generator.keras have
     else:
         checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
-    return LoadedGenerator(generator, str(path), run)
+    return LoadedGenerator(generator, str(path), run, config.data.classes)
 
 
 def run_config(run: RunDir) -> Config:
@@ -102,7 +103,8 @@ def _load_keras_file(path: Path) -> keras.Model:
     if problem:
         raise RunDirError(
             f"--ckpt {path}: not a generator: {problem} (a generator maps latents "
-            "(None, latent_dim) to images (None, H, W, C) with C 1 or 3)"
+            "(None, latent_dim), and for a conditional one class indices (None,), to images "
+            "(None, H, W, C) with C 1 or 3)"
         )
     return model
 
@@ -113,7 +115,12 @@ def _not_a_generator(model: keras.Model) -> str | None:
         inputs, outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError):
         return "its inputs and outputs are unknown"
-    if len(inputs) != 1:
+    if len(inputs) == 2:
+        if tuple(inputs[1].shape) != (None,) or "int" not in str(inputs[1].dtype):
+            return f"its second input is {_shape(tuple(inputs[1].shape))}, not class indices"
+        if "class_one_hot" not in {layer.name for layer in model.layers}:
+            return "it has two inputs but no class_one_hot layer"
+    elif len(inputs) != 1:
         return f"it has {len(inputs)} inputs"
     if len(outputs) != 1:
         return f"it has {len(outputs)} outputs"

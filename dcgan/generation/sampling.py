@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,43 @@ MAX_WALK_BYTES = GiB  # the same frames' pixels
 # --- latents ------------------------------------------------------------------------------
 
 
+def sample_classes(seed: int, count: int, num_classes: int, chosen: int | None) -> np.ndarray:
+    """The class of each of count images: chosen for all, or drawn uniformly from a stream
+    of the seed's own (apart from its latents', which stay those of `sample --seed`)."""
+    if chosen is not None:
+        return np.full(count, chosen, np.int16)
+    rng = np.random.default_rng([seed, 1])
+    return rng.integers(0, num_classes, count).astype(np.int16)
+
+
+class ClassTags(Sequence[str]):
+    """Each image's class name, made fit for a file name, when asked for."""
+
+    def __init__(self, classes: np.ndarray, names: list[str]) -> None:
+        self.classes = classes
+        self.names = [
+            re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class" for name in names
+        ]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, index):
+        return self.names[int(self.classes[index])]
+
+
 # --- writing -------------------------------------------------------------------------------
 
 
 class NumberedFiles(Sequence[Path]):
     """The files write_samples writes: 000000.png, 000001.png, ... in folder (and grid.png),
-    each name made when asked for, so ten million samples are not ten million Paths."""
+    each name made when asked for, so ten million samples are not ten million Paths. With
+    tags (a conditional generator's class per image), 000000-cat.png, ..."""
 
-    def __init__(self, folder: Path, count: int, grid: bool) -> None:
-        self.folder, self.count, self.grid = folder, count, grid
+    def __init__(
+        self, folder: Path, count: int, grid: bool, tags: Sequence[str] | None = None
+    ) -> None:
+        self.folder, self.count, self.grid, self.tags = folder, count, grid, tags
         self.width = max(6, len(str(count - 1)))
 
     def __len__(self) -> int:
@@ -48,13 +77,16 @@ class NumberedFiles(Sequence[Path]):
             raise IndexError(index)
         if index == self.count:
             return self.folder / "grid.png"
-        return self.folder / f"{index:0{self.width}d}.png"
+        tag = f"-{self.tags[index]}" if self.tags is not None else ""
+        return self.folder / f"{index:0{self.width}d}{tag}.png"
 
     def is_one(self, name: str) -> bool:
         """Whether a file called name in the folder is one of these."""
         if self.grid and name == "grid.png":
             return True
         stem, suffix = name[: self.width], name[self.width :]
+        if self.tags is not None and suffix.startswith("-") and suffix.endswith(".png"):
+            suffix = ".png"  # the tag is not checked: any class's file is replaced
         return suffix == ".png" and stem.isascii() and stem.isdigit() and int(stem) < self.count
 
     def refuse_existing(self, force: bool) -> None:
@@ -85,16 +117,26 @@ def write_samples(
     truncation: float,
     batch_size: int,
     force: bool,
+    class_index: int | None = None,
 ) -> NumberedFiles:
-    """count PNGs in out (and grid.png), streamed so memory holds one batch at a time."""
-    files = NumberedFiles(out, count, grid)
+    """count PNGs in out (and grid.png), streamed so memory holds one batch at a time. A
+    conditional generator draws class class_index, or without one a class per image,
+    uniformly from the seed (the latents are those of the same seed either way), and each
+    file name ends with its class."""
+    classes = None
+    tags = None
+    if generator.conditional:
+        classes = sample_classes(seed, count, len(generator.classes), class_index)
+        tags = ClassTags(classes, generator.classes)
+    files = NumberedFiles(out, count, grid, tags)
     files.refuse_existing(force)
     writing.make_folder(out, "--out")
     grid_tiles: list[np.ndarray] = []
     grid_limit = 1024  # a grid of more would be too large to look at
     index = 0
     for latents in latent_stream(seed, count, generator.latent_dim, batch_size, truncation):
-        for image in generator.images(latents, batch_size):
+        chosen = None if classes is None else classes[index : index + len(latents)]
+        for image in generator.images(latents, batch_size, chosen):
             imaging.save_png(image, files[index])
             if grid and len(grid_tiles) < grid_limit:
                 grid_tiles.append(image)
@@ -119,6 +161,10 @@ class Walk:
     steps: int = 8
     method: str = "slerp"
     loop: bool = False
+    # A conditional generator's classes along the walk, spread evenly over its frames: one
+    # kept throughout, or several walked through. None: the first seed's class, as
+    # `sample --seed S -n 1` draws it.
+    classes: tuple[int, ...] | None = None
 
     @property
     def frames(self) -> int:
@@ -151,6 +197,9 @@ def write_interpolation(
             "walk may hold: lower --steps or give fewer --seeds"
         )
     stem = f"{_seeds_name(route.seeds)}-{route.method}{'-loop' if route.loop else ''}"
+    if generator.conditional:
+        walked = route.classes or _class_weights_start(route, len(generator.classes))
+        stem += "-class-" + "-".join(ClassTags(np.array(walked), generator.classes))
     grid_path, gif_path, mp4_path = (out / f"{stem}{ext}" for ext in (".png", ".gif", ".mp4"))
     video = imaging.can_write_mp4()
     writing.check_folder(out, "--out")
@@ -159,7 +208,17 @@ def write_interpolation(
     latents = [seed_latent(seed, generator.latent_dim) for seed in route.seeds]
     if route.loop:
         latents.append(latents[0])
-    rows = [generator.images(row, batch_size) for row in walk(latents, route.steps, route.method)]
+    rows = walk(latents, route.steps, route.method)
+    if generator.conditional:
+        weights = _class_weights(route, len(generator.classes), frames_count)
+        frame = 0
+        for index, row in enumerate(rows):
+            rows[index] = generator.blended_images(
+                row, weights[frame : frame + len(row)], batch_size
+            )
+            frame += len(row) - 1  # the next row starts on this one's last frame
+    else:
+        rows = [generator.images(row, batch_size) for row in rows]
     writing.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=route.steps), grid_path)
     # Segments share their end points: each shared frame is shown once.
@@ -172,6 +231,23 @@ def write_interpolation(
         imaging.save_mp4(frames, mp4_path, fps=fps)
         written.append(mp4_path)
     return written
+
+
+def _class_weights_start(route: Walk, num_classes: int) -> tuple[int]:
+    return (int(sample_classes(route.seeds[0], 1, num_classes, None)[0]),)
+
+
+def _class_weights(route: Walk, num_classes: int, frames: int) -> np.ndarray:
+    """(frames, num_classes): each frame's weighting of the classes, moving evenly from
+    one of route.classes to the next over the whole walk."""
+    waypoints = route.classes or _class_weights_start(route, num_classes)
+    one_hot = np.eye(num_classes, dtype=np.float32)[list(waypoints)]
+    if len(waypoints) == 1:
+        return np.repeat(one_hot, frames, axis=0)
+    position = np.linspace(0.0, len(waypoints) - 1, frames)
+    before = np.minimum(position.astype(int), len(waypoints) - 2)
+    t = (position - before)[:, None].astype(np.float32)
+    return (1 - t) * one_hot[before] + t * one_hot[before + 1]
 
 
 def _seeds_name(seeds: Sequence[int]) -> str:

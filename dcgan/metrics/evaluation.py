@@ -17,7 +17,7 @@ from dcgan.files import writing
 from dcgan.files.reading import UnsafeFile, open_regular
 from dcgan.metrics import scores
 from dcgan.metrics.features import FeatureExtractor
-from dcgan.models.latents import latent_stream
+from dcgan.models.latents import balanced_classes, latent_stream
 from dcgan.models.loaded import LoadedGenerator
 from dcgan.storage import run_folder
 from dcgan.storage.run_folder import RunDir
@@ -30,19 +30,38 @@ EVAL_SEED = 2**31 - 1  # latents apart from sample --seed's small seeds
 def generated_images(
     generator: LoadedGenerator, count: int, seed: int = EVAL_SEED, batch_size: int = 64
 ) -> np.ndarray:
-    chunks = [
-        generator.images(latents, batch_size)
-        for latents in latent_stream(seed, count, generator.latent_dim, batch_size)
-    ]
+    """count images of the seed's latents; a conditional generator draws every class
+    equally often, in turn (generated_classes)."""
+    classes = generated_classes(generator, count)
+    chunks = []
+    for start, latents in zip(
+        range(0, count, batch_size),
+        latent_stream(seed, count, generator.latent_dim, batch_size),
+        strict=True,
+    ):
+        chosen = None if classes is None else classes[start : start + len(latents)]
+        chunks.append(generator.images(latents, batch_size, chosen))
     return np.concatenate(chunks)
+
+
+def generated_classes(generator: LoadedGenerator, count: int) -> np.ndarray | None:
+    """The class of each of generated_images' images (None when unconditional): 0, 1, ...
+    in turn, as training's evaluation draws them."""
+    if not generator.conditional:
+        return None
+    return balanced_classes(count, len(generator.classes))
 
 
 def real_subset(images: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     """At most limit training images, the same ones every time for a given data set."""
-    if len(images) <= limit:
-        return images
-    chosen = np.sort(np.random.default_rng(seed).choice(len(images), limit, replace=False))
-    return images[chosen]
+    return images[real_subset_indices(len(images), limit, seed)]
+
+
+def real_subset_indices(count: int, limit: int, seed: int = 0) -> np.ndarray | slice:
+    """Which of count training images real_subset keeps (their labels go with them)."""
+    if count <= limit:
+        return slice(None)
+    return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
 
 
 def real_features(
@@ -80,10 +99,12 @@ def evaluate(
     k: int = 3,
     seed: int = EVAL_SEED,
     batch_size: int = 64,
+    real_labels: np.ndarray | None = None,
 ) -> dict:
     """Every score of the generator's num_samples images against real_images, as a
     JSON-ready dict. The real images are used whole; FID's covariance wants thousands of
-    images on each side for numbers that compare with published ones."""
+    images on each side for numbers that compare with published ones. For a conditional
+    generator with the real images' labels, also each class's KID and copy rate."""
     fake_images = generated_images(generator, num_samples, seed, batch_size)
     real = real_features(generator.run, real_images, extractor)
     fake = extractor.features(fake_images, batch_size)
@@ -106,7 +127,35 @@ def evaluate(
         "copy_rate": copies.rate,
         "copy_threshold": copies.threshold,
         "median_nearest_distance": float(np.median(copies.sample_distances)),
-    }
+    } | _per_class(generator, num_samples, real, fake, real_labels, copies, kid_subsets)
+
+
+def _per_class(
+    generator: LoadedGenerator,
+    num_samples: int,
+    real: np.ndarray,
+    fake: np.ndarray,
+    real_labels: np.ndarray | None,
+    copies: scores.CopyRate,
+    kid_subsets: int,
+) -> dict:
+    """{"per_class": {name: {kid, kid_std, copy_rate, ...}}} for a conditional run: each
+    class's samples against that class's training images (KID), and the share of them
+    nearer a training image than the copy threshold; {} otherwise."""
+    fake_labels = generated_classes(generator, num_samples)
+    if fake_labels is None or real_labels is None:
+        return {}
+    copied = copies.sample_distances < copies.threshold
+    per_class = {}
+    for label, name in enumerate(generator.classes):
+        mine, theirs = fake_labels == label, real_labels == label
+        entry = {"generated_images": int(mine.sum()), "real_images": int(theirs.sum())}
+        if min(mine.sum(), theirs.sum()) >= 4:  # KID's least
+            kid = scores.kid(real[theirs], fake[mine], subsets=kid_subsets)
+            entry |= {"kid": kid.mean, "kid_std": kid.std, "kid_subset_size": kid.subset_size}
+        entry["copy_rate"] = float(copied[mine].mean()) if mine.any() else None
+        per_class[name] = entry
+    return {"per_class": per_class}
 
 
 def measured_copy_rate(samples: np.ndarray, training: np.ndarray) -> scores.CopyRate:

@@ -22,14 +22,20 @@ class Objective:
     loss: Loss = NonSaturating()
     d_steps: int = 1  # D updates per G update, each on its own batch of real images
     augment: tuple[str, ...] = ()  # DiffAugment policies
+    # Weight of the mode-seeking term (Mao et al., 2019): G is rewarded when two latents of
+    # the same class give images as far apart as the latents are. 0: off.
+    mode_seeking: float = 0.0
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
         return batch_size * self.d_steps
 
-    def d_batches(self, real_images: tf.Tensor) -> list[tf.Tensor]:
-        """A step's real images as the batches of its D updates."""
-        return tf.split(real_images, self.d_steps)
+    def d_batches(self, real: tf.Tensor | tuple) -> list:
+        """A step's real images (with their classes, for a conditional run) as the batches
+        of its D updates."""
+        if isinstance(real, tuple):
+            return list(zip(*(tf.split(part, self.d_steps) for part in real), strict=True))
+        return tf.split(real, self.d_steps)
 
 
 def objective_for(config: Config) -> Objective:
@@ -39,6 +45,7 @@ def objective_for(config: Config) -> Objective:
         loss=make_loss(train.loss, train.label_smoothing, train.gp_weight),
         d_steps=train.d_steps,
         augment=tuple(train.diffaugment),
+        mode_seeking=train.mode_seeking,
     )
 
 
@@ -94,6 +101,11 @@ class DCGAN(keras.Model):
     distributed run draws the same global batch of latents and takes its own slice: a
     mirrored run sees exactly the latents of a single-device run. DiffAugment's draws are
     keyed the same way.
+
+    A conditional G and D (two inputs each: images or latents, and class indices) train on
+    (images, classes) batches; the fakes of a step get the classes of its real batch (with
+    mode seeking, the first half's classes twice, to make pairs), so G learns the classes
+    in the proportions of the data.
     """
 
     def __init__(
@@ -108,7 +120,8 @@ class DCGAN(keras.Model):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = int(generator.input_shape[-1])
+        self.conditional = len(generator.inputs) == 2
+        self.latent_dim = int(generator.inputs[0].shape[-1])
         self.seed = seed
         self.objective = objective
         self.ema_decay = ema_decay
@@ -171,8 +184,8 @@ class DCGAN(keras.Model):
         """A no-op: fit() would clear the running averages at its start, but a resumed run
         restores them from its checkpoint, and MetricsLog clears them after each row."""
 
-    def call(self, z, training: bool = False):
-        return self.generator(z, training=training)
+    def call(self, inputs, training: bool = False):
+        return self.generator(inputs, training=training)
 
     def sampling_variables(self) -> list:
         """The generator weights that samples, evaluation and export use: the moving
@@ -195,25 +208,33 @@ class DCGAN(keras.Model):
         )
         return every[replica * batch_size : (replica + 1) * batch_size]
 
-    def _d_sees(self, images, salt: int, training: bool = True):
-        """D's output for images, through DiffAugment when it is on. Each replica draws
-        its own transformations (salted by its id): they are per image anyway."""
+    def _d_sees(self, images, salt: int, classes=None, training: bool = True):
+        """D's output for images (of classes, in a conditional run), through DiffAugment
+        when it is on. Each replica draws its own transformations (salted by its id): they
+        are per image anyway."""
         if self.objective.augment:
             context = tf.distribute.get_replica_context()
             replica = context.replica_id_in_sync_group if context else 0
             key = tf.random.experimental.stateless_fold_in(self._key(1000 + salt), replica)
             images = diff_augment(images, self.objective.augment, key)
-        return self.discriminator(images, training=training)
+        inputs = [images, classes] if self.conditional else images
+        return self.discriminator(inputs, training=training)
 
-    def _d_update(self, real_images, fake_images, salt: int):
-        """One D step on a batch of real and (detached) fake images."""
+    def _fakes(self, latents, classes):
+        inputs = [latents, classes] if self.conditional else latents
+        return self.generator(inputs, training=True)
+
+    def _d_update(self, real_images, fake_images, salt: int, classes=None, fake_classes=None):
+        """One D step on a batch of real and (detached) fake images, of classes in a
+        conditional run (the fakes' own when given)."""
         d_vars = self.discriminator.trainable_variables
         loss = self.objective.loss
+        fake_classes = classes if fake_classes is None else fake_classes
         with tf.GradientTape() as d_tape:
-            real_out = self._d_sees(real_images, salt=2 * salt)
-            fake_out = self._d_sees(fake_images, salt=2 * salt + 1)
+            real_out = self._d_sees(real_images, 2 * salt, classes)
+            fake_out = self._d_sees(fake_images, 2 * salt + 1, fake_classes)
             d_loss = loss.d_loss(real_out, fake_out) + loss.penalty(
-                lambda images: self._d_sees(images, salt=3000 + salt),
+                lambda images: self._d_sees(images, 3000 + salt, classes),
                 real_images,
                 fake_images,
                 lambda shape: tf.random.stateless_uniform(shape, self._key(2000 + salt)),
@@ -222,27 +243,38 @@ class DCGAN(keras.Model):
         self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
         return d_loss, real_out, fake_out
 
-    def train_step(self, real_images):
+    def train_step(self, data):
         loss = self.objective.loss
-        *extra_batches, real_batch = self.objective.d_batches(real_images)
+        *extra_batches, real_batch = self.objective.d_batches(data)
+        real_batch, classes = real_batch if self.conditional else (real_batch, None)
         batch_size = tf.shape(real_batch)[0]
         g_vars = self.generator.trainable_variables
-        for extra, reals in enumerate(extra_batches, start=1):
-            fakes = self.generator(self._latents(batch_size, (extra,)), training=True)
-            self._d_update(reals, tf.stop_gradient(fakes), salt=extra)
+        for extra, batch in enumerate(extra_batches, start=1):
+            reals, batch_classes = batch if self.conditional else (batch, None)
+            fakes = self._fakes(self._latents(batch_size, (extra,)), batch_classes)
+            self._d_update(reals, tf.stop_gradient(fakes), extra, batch_classes)
 
         # One batch of fakes serves the last D update and the G update (as in PyTorch's
         # DCGAN example): G's forward pass is kept on g_tape while D steps on a detached
         # copy of it.
+        latents = self._latents(batch_size)
+        fake_classes = classes
+        if self.objective.mode_seeking and self.conditional:
+            # Pairs (i, i + half) share a class: the second half repeats the first's classes.
+            half = batch_size // 2
+            fake_classes = tf.concat([classes[:half], classes[:half], classes[2 * half :]], 0)
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator(self._latents(batch_size), training=True)
+            fake_images = self._fakes(latents, fake_classes)
             with g_tape.stop_recording():
                 d_loss, real_out, fake_out = self._d_update(
-                    real_batch, tf.stop_gradient(fake_images), salt=0
+                    real_batch, tf.stop_gradient(fake_images), 0, classes, fake_classes
                 )
             # The updated D judges the same fakes for G's step.
-            g_loss = loss.g_loss(self._d_sees(fake_images, salt=999))
-            scaled_g_loss = _scaled(self.g_optimizer, g_loss)
+            g_loss = loss.g_loss(self._d_sees(fake_images, 999, fake_classes))
+            objective = g_loss
+            if self.objective.mode_seeking:
+                objective += self.objective.mode_seeking * mode_seeking_loss(latents, fake_images)
+            scaled_g_loss = _scaled(self.g_optimizer, objective)
         self.g_optimizer.apply(g_tape.gradient(scaled_g_loss, g_vars), g_vars)
         if self.ema_weights:
             self._update_ema()
@@ -274,6 +306,17 @@ class DCGAN(keras.Model):
                 average.assign(decay * average + (1.0 - decay) * weight)
             else:
                 average.assign(weight)  # BatchNorm statistics: remeasured when sampled
+
+
+def mode_seeking_loss(latents: tf.Tensor, images: tf.Tensor, eps: float = 1e-5) -> tf.Tensor:
+    """Mao et al. (2019), "Mode seeking GANs": 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2|)
+    over the pairs (i, i + half) of the batch, which G minimises: images that barely move
+    when the latent does cost it. In a conditional run each pair shares its class."""
+    half = tf.shape(latents)[0] // 2
+    images = tf.cast(images, tf.float32)
+    image_gap = tf.reduce_mean(tf.abs(images[:half] - images[half : 2 * half]))
+    latent_gap = tf.reduce_mean(tf.abs(latents[:half] - latents[half : 2 * half]))
+    return 1.0 / (image_gap / latent_gap + eps)
 
 
 def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:

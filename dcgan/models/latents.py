@@ -22,6 +22,20 @@ def latent_stream(
         yield (rng.standard_normal((size, dim)) * truncation).astype(np.float32)
 
 
+def balanced_classes(count: int, num_classes: int) -> np.ndarray:
+    """Class indices 0, 1, ..., n-1, 0, 1, ...: every class equally often, for the fixed
+    latents of evaluation and of BatchNorm's standing statistics."""
+    return (np.arange(count) % num_classes).astype(np.int32)
+
+
+def class_rows(latents: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A grid's inputs with one row per class and the same latent down each column: the
+    first ceil(len(latents) / num_classes) latents, repeated for every class."""
+    columns = max(1, -(-len(latents) // num_classes))
+    grid_latents = np.tile(latents[:columns], (num_classes, 1))
+    return grid_latents, np.repeat(np.arange(num_classes, dtype=np.int32), columns)
+
+
 def seed_latent(seed: int, dim: int) -> np.ndarray:
     return next(latent_stream(seed, 1, dim, 1))[0]
 

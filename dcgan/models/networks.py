@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras import layers
 
 from dcgan.config import Config, base_and_depth
+from dcgan.models.latents import balanced_classes
 
 
 def build_generator(
@@ -68,17 +69,30 @@ def standing_statistics(generator: keras.Model, batch_size: int = 128) -> None:
     if not norms:
         return
     rng = np.random.default_rng(STANDING_SEED)
-    latents = rng.standard_normal((STANDING_LATENTS, generator.input_shape[-1]))
+    latents = rng.standard_normal((STANDING_LATENTS, generator.inputs[0].shape[-1]))
     latents = latents.astype(np.float32)
+    classes = None
+    if len(generator.inputs) == 2:  # conditional: every class equally
+        classes = balanced_classes(STANDING_LATENTS, class_count(generator))
     momenta = [layer.momentum for layer in norms]
     try:
         for calls, start in enumerate(range(0, len(latents), batch_size), start=1):
             for layer in norms:  # a running mean: batch k enters with weight 1/k
                 layer.momentum = (calls - 1) / calls
-            generator(latents[start : start + batch_size], training=True)
+            batch = latents[start : start + batch_size]
+            if classes is not None:
+                batch = [tf.constant(batch), tf.constant(classes[start : start + batch_size])]
+            generator(batch, training=True)
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
+
+
+def class_count(generator: keras.Model) -> int | None:
+    """The classes a conditional generator draws (its one-hot layer's size), or None."""
+    if len(generator.inputs) != 2:
+        return None
+    return int(generator.get_layer("class_one_hot").num_tokens)
 
 
 def forward_flops(model: keras.Model) -> int:
@@ -214,9 +228,23 @@ def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
     use_bias = model.g_norm == "none"  # a bias before BatchNorm's beta is redundant
 
     z = keras.Input((model.latent_dim,), name="z")
+    inputs, code = z, z
+    if model.conditional:
+        label = keras.Input((), dtype="int32", name="class_index")
+        inputs = [z, label]
+        # A learned embedding of the class, as long as z, joins it (Mirza & Osindero, 2014).
+        # Drawn from N(0, 1) as z is: at init_std's 0.02 the class would start as a
+        # whisper next to z.
+        embedding = layers.Dense(
+            model.latent_dim,
+            use_bias=False,
+            kernel_initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            name="class_embedding",
+        )(_one_hot(label, config))
+        code = layers.Concatenate(name="z_and_class")([z, embedding])
     x = layers.Dense(
         base_h * base_w * widths[0], use_bias=use_bias, kernel_initializer=init, name="project"
-    )(z)
+    )(code)
     x = layers.Reshape((base_h, base_w, widths[0]), name="reshape")(x)
     norm = _norm(model.g_norm, config, "project_norm", batch_norm)
     x = norm(x) if norm else x
@@ -243,7 +271,13 @@ def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
         name=f"up{depth}",
     )(x)
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
-    return keras.Model(z, image, name="generator")
+    return keras.Model(inputs, image, name="generator")
+
+
+def _one_hot(label, config: Config):
+    return layers.CategoryEncoding(
+        len(config.data.classes), output_mode="one_hot", name="class_one_hot"
+    )(label)
 
 
 def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
@@ -275,7 +309,17 @@ def _dcgan_discriminator(config: Config, batch_norm) -> keras.Model:
             x = layers.Dropout(model.d_dropout, name=f"down{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
     logit = spectral(layers.Dense(1, kernel_initializer=init, dtype="float32", name="logit"))(x)
-    return keras.Model(image, logit, name="discriminator")
+    if not model.conditional:
+        return keras.Model(image, logit, name="discriminator")
+    # Projection discriminator (Miyato & Koyama, 2018): the logit plus the inner product
+    # of D's features with an embedding of the class.
+    label = keras.Input((), dtype="int32", name="class_index")
+    embedding = spectral(
+        layers.Dense(x.shape[-1], use_bias=False, kernel_initializer=init, name="class_embedding")
+    )(_one_hot(label, config))
+    projection = layers.Dot(axes=1, dtype="float32", name="projection")([x, embedding])
+    logit = layers.Add(dtype="float32", name="conditional_logit")([logit, projection])
+    return keras.Model([image, label], logit, name="discriminator")
 
 
 def _spectral_wrapper(on: bool):

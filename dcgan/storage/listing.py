@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from dcgan.config import MAX_CONFIG_BYTES, parse_yaml
-from dcgan.errors import DcganError, RunDirError, shorten
+from dcgan.errors import DcganError, RunDirError, printable, shorten
 from dcgan.files.reading import read_text
 from dcgan.storage.checkpoints import latest_checkpoint
 from dcgan.storage.lock import training_pid
@@ -29,6 +29,7 @@ class RunSummary:
     last_sample: str
     state: str  # finished | stopped | running | broken
     problem: str | None = None  # why a broken run could not be read
+    classes: str = "-"  # a conditional run's: "3: blue, green, red"
 
 
 def summarize(run: RunDir) -> RunSummary:
@@ -70,7 +71,13 @@ def _summarize(run: RunDir) -> RunSummary:
     else:
         state = "stopped"
     size, channels = data.get("image_size", "?"), data.get("channels", "?")
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    names = data.get("classes")
+    classes = "-"
+    if model.get("conditional") is True and isinstance(names, list):
+        classes = shorten(f"{len(names)}: " + ", ".join(printable(str(n)) for n in names), 40)
     return RunSummary(
+        classes=classes,
         name=run.root.name,
         source=shorten(str(data.get("source", "?")), 20),
         size=shorten(f"{_sides(size)}x{channels}", 20),

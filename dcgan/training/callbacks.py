@@ -37,7 +37,8 @@ from dcgan.metrics.device_scores import DeviceKid
 from dcgan.metrics.evaluation import EVAL_SEED, real_features
 from dcgan.metrics.features import FeatureExtractor
 from dcgan.models.adversarial import nonfinite_variable
-from dcgan.models.latents import latent_stream
+from dcgan.models.latents import balanced_classes, class_rows, latent_stream
+from dcgan.models.networks import class_count
 from dcgan.storage import checkpoints
 from dcgan.storage.metrics_file import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, read_metrics
 from dcgan.storage.run_folder import RunDir
@@ -148,7 +149,8 @@ class Periodic(StepCallback):
 
 
 class SampleGrids(Periodic):
-    """A grid of the generator's images for the run's fixed noise every `every` steps.
+    """A grid of the generator's images for the run's fixed noise every `every` steps
+    (for a conditional run, one row per class, the same latents down each column).
     The images are computed here, on the device; the PNG and TensorBoard image are
     written by the background writer."""
 
@@ -160,17 +162,25 @@ class SampleGrids(Periodic):
         tensorboard: tf.summary.SummaryWriter | None = None,
         real_diversity: float | None = None,
         writer: BackgroundWriter | None = None,
+        num_classes: int | None = None,
     ):
         """With real_diversity, each grid also reports to training.monitors the diversity
         of the fixed noise's images relative to real images."""
         super().__init__(every, training.start_step, writer)
-        self.run, self.noise, self.tensorboard = training.run, noise, tensorboard
+        self.columns = None
+        if num_classes:
+            latents, classes = class_rows(noise, num_classes)
+            self.inputs = (tf.constant(latents), tf.constant(classes))
+            self.columns = len(latents) // num_classes
+        else:
+            self.inputs = tf.constant(noise)
+        self.run, self.tensorboard = training.run, tensorboard
         self.generator, self.monitors = training.generator, training.monitors
         self.real_diversity = real_diversity
         self.last_written: int | None = None
 
     def write(self, step: int) -> None:
-        pixels = _render(self.generator(), self.noise)
+        pixels = _render(self.generator(), self.inputs)
         if self.real_diversity and step > 0:
             diversity = device_scores.mean_pairwise_distance(pixels) / self.real_diversity
             self.monitors.report(step, "diversity", diversity)
@@ -179,7 +189,7 @@ class SampleGrids(Periodic):
         self.last_written = step
 
     def _save(self, pixels: tf.Tensor, step: int, path: Path) -> None:
-        grid = imaging.make_grid(imaging.to_uint8(np.asarray(pixels)))
+        grid = imaging.make_grid(imaging.to_uint8(np.asarray(pixels)), self.columns)
         imaging.save_png(grid, path)
         if self.tensorboard is not None:
             with self.tensorboard.as_default():
@@ -199,9 +209,10 @@ class SampleGrids(Periodic):
 
 
 @tf.function(reduce_retracing=True)
-def _render(generator: keras.Model, latents) -> tf.Tensor:
-    """G's images in inference mode, in one call into the device."""
-    return generator(latents, training=False)
+def _render(generator: keras.Model, inputs) -> tf.Tensor:
+    """G's images in inference mode, in one call into the device; inputs are latents, or
+    (latents, classes) for a conditional G."""
+    return generator(list(inputs) if isinstance(inputs, tuple) else inputs, training=False)
 
 
 class MetricsLog(Periodic):
@@ -538,6 +549,10 @@ class Evaluation(Periodic):
         self.kid = DeviceKid(real, self.num_samples, self.KID_SUBSETS)
         latents = next(latent_stream(EVAL_SEED, self.num_samples, self.model.latent_dim, 10**9))
         self.latents = tf.constant(latents)
+        self.classes = None
+        if self.model.conditional:
+            classes = balanced_classes(self.num_samples, class_count(self.model.generator))
+            self.classes = tf.constant(classes)
         self.best = read_best(self.run)
         if self.best is not None and self.best.get("features") != self.extractor.name:
             log.info(
@@ -554,13 +569,13 @@ class Evaluation(Periodic):
     def images(self) -> tf.Tensor:
         """uint8 images of the fixed latents, as LoadedGenerator.images makes them."""
         generator = self.generator()
-        return tf.concat(
-            [
-                device_scores.to_uint8(_render(generator, self.latents[i : i + self.BATCH]))
-                for i in range(0, self.num_samples, self.BATCH)
-            ],
-            axis=0,
-        )
+        batches = []
+        for i in range(0, self.num_samples, self.BATCH):
+            inputs = self.latents[i : i + self.BATCH]
+            if self.classes is not None:
+                inputs = (inputs, self.classes[i : i + self.BATCH])
+            batches.append(device_scores.to_uint8(_render(generator, inputs)))
+        return tf.concat(batches, axis=0)
 
     def evaluate(self, step: int) -> None:
         images = self.images()

@@ -18,8 +18,9 @@ import tensorflow as tf
 
 from dcgan import imaging
 from dcgan.config import Config
+from dcgan.data.classes import with_classes
 from dcgan.data.pipeline import make_distributed_dataset
-from dcgan.data.sources import load_images
+from dcgan.data.sources import load_labelled
 from dcgan.errors import (
     ConfigError,
     OutOfMemory,
@@ -186,11 +187,13 @@ class _Session:
     start_step: int
     noise: np.ndarray  # the fixed latents of the sample grids
     images: np.ndarray | None = None
+    labels: np.ndarray | None = None  # each image's class, in a conditional run
     extractor: FeatureExtractor | None = None
 
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
     began = time.perf_counter()
+    config = with_classes(config)  # the models need the class count; config.yaml keeps them
     session = _restore(config, run, *_prepare(config, run))
     total = config.train.steps
     if session.start_step >= total:
@@ -255,7 +258,7 @@ def _load_data(session: _Session) -> None:
     """The training images, and the feature space of the evaluations: a missing one is a
     config problem before the first step, not a crash at the first evaluation."""
     config = session.config
-    session.images = load_images(config.data)
+    session.images, session.labels = load_labelled(config.data)
     # Only now: a run that fails on its data is removed, and never announced.
     log.info("run directory: %s", session.run.root)
     log.info(
@@ -309,6 +312,7 @@ def _fit(session: _Session, progress_stream) -> bool:
                 config.seed,
                 segment_start,
                 session.execution.strategy,
+                session.labels,
             )
             side_effects = _side_effects(
                 session, segment_start, tensorboard, writer, progress_stream
@@ -426,6 +430,7 @@ def _side_effects(
             tensorboard,
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
             writer=writer,
+            num_classes=len(config.data.classes) if config.model.conditional else None,
         ),
     ]
     if session.extractor is not None:
