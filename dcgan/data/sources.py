@@ -502,7 +502,7 @@ def read_idx_images(path: Path) -> np.ndarray:
         ):
             magic = int.from_bytes(stream.read(4), "big")
             if magic not in (IDX_IMAGES, IDX_LABELS):
-                raise DataError(f"{where}: not an IDX image file (magic number 2051 missing)")
+                raise DataError(f"{where}: not an IDX file (magic number 2051 or 2049 missing)")
             sizes = 1 if magic == IDX_LABELS else 3
             header = stream.read(4 * sizes)
             if len(header) < 4 * sizes:
