@@ -445,6 +445,12 @@ def test_fashion_mnist_labels_come_from_the_idx1_file(monkeypatch, tmp_path):
     _idx(folder / "train-labels-idx1-ubyte.gz", np.array([0, 10, 8, 0], np.uint8))
     with pytest.raises(DataError, match="label 10 is not one of the 10 classes"):
         _labelled("fashion_mnist", image_size=28, channels=1)
+    import gzip
+
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as stream:
+        stream.write((2050).to_bytes(4, "big") + (4).to_bytes(4, "big") + bytes(4))
+    with pytest.raises(DataError, match=r"not an IDX file \(magic number 2051 or 2049 missing\)"):
+        _labelled("fashion_mnist", image_size=28, channels=1)
 
 
 def test_cifar10_labels_come_from_each_batch(monkeypatch, tmp_path):
