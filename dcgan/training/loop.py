@@ -187,8 +187,8 @@ class _Session:
     start_step: int
     noise: np.ndarray  # the fixed latents of the sample grids
     images: np.ndarray | None = None
-    labels: np.ndarray | None = None  # each image's class, in a conditional run
     extractor: FeatureExtractor | None = None
+    labels: np.ndarray | None = None  # each image's class, in a conditional run
 
 
 def _train(config: Config, run: RunDir, progress_stream) -> TrainResult:
