@@ -7,7 +7,10 @@ let a classifier trained on the real digits say which digit each one is.
 Prints how many samples fall in each class; a generator that has learned all ten digits
 fills every class, one that has collapsed leaves classes empty. For a conditional run
 (model.conditional) the samples ask for each digit in turn, and the script also prints,
-per requested digit, the share the classifier recognises as that digit. The classifier (an RBF SVC)
+per requested digit, the share the classifier recognises as that digit. The variety within
+a digit (the samples' mean pairwise distance among those of each digit, over the real
+digits') tells a generator that draws one prototype per digit (near 0) from a varied one;
+it is also given among only the samples the classifier is sure of. The classifier (an RBF SVC)
 scores about 99% on held-out real digits, which the script also prints. Two figures judge
 how digit-like the samples are, each beside its value for held-out real digits: the
 classifier's mean confidence in its answer, and the mean distance (8x8 pixels, 0-16
@@ -81,12 +84,11 @@ def main() -> None:
     # Variety within a digit: the samples' mean pairwise distance among those of each digit
     # (by the classifier's answer), over that of the real digits of the same digit. A
     # generator that draws one prototype per digit scores near 0 while every class is full.
-    ratios = []
-    for d in range(10):
-        mine, real = flat[predicted == d], digits.data[digits.target == d]
-        if len(mine) >= 2:
-            ratios.append(_spread(mine) / _spread(real))
-    variety = np.mean(ratios)
+    # The same among the samples the classifier is at least 80% sure of: malformed samples,
+    # which add "variety" of their own, left out.
+    sure = classifier.predict_proba(flat).max(axis=1) >= 0.8
+    variety, sure_variety = (_variety(flat[keep], predicted[keep], digits) for keep in (
+        np.ones(len(flat), bool), sure))  # fmt: skip
     if requested is not None:
         hits = predicted == requested
         per_digit = [hits[requested == d].mean() for d in range(10)]
@@ -97,11 +99,25 @@ def main() -> None:
             f"(lowest digit: {min(per_digit):.1%})"
         )
     print(f"variety within a digit: {variety:.2f} of the real digits' (1 is as varied)")
+    print(
+        f"variety within a digit among the {sure.sum()} samples the classifier is at least "
+        f"80% sure of: {sure_variety:.2f}"
+    )
     print(f"mean confidence: {confidence:.3f} (held-out real digits: {real_confidence:.3f})")
     print(
         f"mean distance to the nearest real digit: {nearest:.1f} "
         f"(held-out real digits: {real_nearest:.1f})"
     )
+
+
+def _variety(flat: np.ndarray, predicted: np.ndarray, digits) -> float:
+    """Mean over digits of the samples' spread (as classified) over the real digits'."""
+    ratios = [
+        _spread(flat[predicted == d]) / _spread(digits.data[digits.target == d])
+        for d in range(10)
+        if (predicted == d).sum() >= 2
+    ]
+    return float(np.mean(ratios))
 
 
 def _spread(vectors: np.ndarray) -> float:
