@@ -57,7 +57,7 @@ from dcgan.config import Config  # noqa: E402
 from dcgan.data.pipeline import make_dataset  # noqa: E402
 from dcgan.data.sources import load_images  # noqa: E402
 from dcgan.generation.loading import load_generator  # noqa: E402
-from dcgan.generation.sampling import write_samples  # noqa: E402
+from dcgan.generation.sampling import SampleRequest, write_samples  # noqa: E402
 from dcgan.models.networks import build_discriminator, build_generator, forward_flops  # noqa: E402
 from dcgan.training import loop as train_module  # noqa: E402
 from dcgan.training.execution import KERAS_POLICY, Execution, plan  # noqa: E402
@@ -519,7 +519,7 @@ def bench_sample(rounds: int, run: Path, workdir: Path, rows: list) -> None:
     def sample(calls: int) -> None:
         for _ in range(calls):
             out = workdir / "samples" / str(next(outputs))
-            write_samples(generator, 256, 0, out, False, 1.0, 64, False)
+            write_samples(generator, SampleRequest(256), out, False, 64, False)
 
     timed = Timed("sample", sample, 256)
     alternate([timed], rounds)

@@ -518,3 +518,17 @@ def test_a_conditional_run_rolls_back_and_trains_on_with_every_loss(tmp_path):
         assert (run / "generator.keras").is_file() and (
             run / "samples" / "step-0000004.png"
         ).is_file()
+
+
+def test_saved_latents_give_a_conditional_run_s_files_again(colour_run, tmp_path):
+    invoke("sample", "--ckpt", colour_run, "-n", 6, "--save-z", "--out", tmp_path / "a")
+    invoke("sample", "--ckpt", colour_run, "--z", tmp_path / "a" / "latents.npy",
+           "--out", tmp_path / "b")  # fmt: skip
+    first = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+    assert first == sorted(p.name for p in (tmp_path / "b").glob("*.png"))  # the same classes
+    for name in first:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # One latent in another class: --z with --class.
+    invoke("sample", "--ckpt", colour_run, "--z", tmp_path / "a" / "latents.npy", "-n", 1,
+           "--class", "green", "--out", tmp_path / "c")  # fmt: skip
+    assert [p.name for p in (tmp_path / "c").glob("*.png")] == ["000000-green.png"]

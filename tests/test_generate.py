@@ -93,7 +93,7 @@ def test_truncation_reaches_the_images_in_its_own_folder(trained_run):
 
 def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch):
     from dcgan.generation.loading import load_generator
-    from dcgan.generation.sampling import write_samples
+    from dcgan.generation.sampling import SampleRequest, write_samples
     from dcgan.models.loaded import LoadedGenerator
 
     seen = []
@@ -106,11 +106,9 @@ def test_large_n_streams_one_batch_at_a_time(trained_run, tmp_path, monkeypatch)
     monkeypatch.setattr(LoadedGenerator, "images", counting)
     written = write_samples(
         load_generator(trained_run),
-        50,
-        0,
+        SampleRequest(50),
         tmp_path / "many",
         grid=False,
-        truncation=1.0,
         batch_size=8,
         force=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from dcgan.cli.common import (
     MAX_SEEDS,
     MAX_STEPS,
     FiniteFloatRange,
+    InputError,
     batch_size_option,
     ckpt_option,
     default_out,
@@ -20,7 +22,7 @@ from dcgan.cli.common import (
     seed_option,
     shown,
 )
-from dcgan.errors import shorten
+from dcgan.errors import DcganError, shorten
 from dcgan.runtime import import_tensorflow
 
 
@@ -30,9 +32,8 @@ from dcgan.runtime import import_tensorflow
     "-n",
     "count",
     type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Number of images, written one batch at a time (disk is the only bound).",
+    help="Number of images, written one batch at a time (disk is the only bound). "
+    "Default: 64, or with --z one per row of the file.",
 )
 @seed_option
 @click.option(
@@ -56,16 +57,31 @@ from dcgan.runtime import import_tensorflow
     help="For a conditional run: the class of every image, by name or index. Default: a "
     "class per image, drawn uniformly (its name ends the file name).",
 )
+@click.option(
+    "--z",
+    "z_file",
+    type=click.Path(path_type=Path),
+    help="A .npy of float32 latents (N, latent_dim): image i from row i, instead of the "
+    "seed's latents (e.g. latents.npy from --save-z, or project's z.npy).",
+)
+@click.option(
+    "--save-z",
+    is_flag=True,
+    help="Also write latents.npy: the latents used, row i behind image i, to make an "
+    "image again later with --z.",
+)
 @batch_size_option
 @force_option
 def sample(
     ckpt: Path,
-    count: int,
+    count: int | None,
     seed: int,
     out: Path | None,
     grid: bool,
     truncation: float,
     class_name: str | None,
+    z_file: Path | None,
+    save_z: bool,
     batch_size: int,
     force: bool,
 ) -> None:
@@ -75,32 +91,52 @@ def sample(
     Examples:
       dcgan sample --ckpt runs/00003-biked -n 64 --grid
       dcgan sample --ckpt runs/00001-digits-conditional --class 7 -n 16 --grid
+      dcgan sample --ckpt runs/00003-biked -n 16 --save-z
+      dcgan sample --ckpt runs/00003-biked --z runs/00003-biked/generated/seed-0/latents.npy
     """
     import_tensorflow()
     from dcgan.generation.loading import load_generator
-    from dcgan.generation.sampling import ClassTags, write_samples
+    from dcgan.generation.sampling import ClassTags, SampleRequest, write_samples
+    from dcgan.storage.latent_files import read_latents
 
     with input_errors():
         generator = load_generator(ckpt)
         index = None if class_name is None else generator.class_index(class_name)
-        # Each truncation and class its own folder: the README's examples run one after
-        # another.
-        folder = f"seed-{seed}" + (f"-truncation-{truncation:g}" if truncation != 1.0 else "")
+        latents = None if z_file is None else read_latents(z_file, generator.latent_dim)
+        if latents is not None and count is not None and count > len(latents):
+            raise DcganError(
+                f"-n {count}: --z {shown(z_file)} holds {len(latents)} latents; give -n "
+                f"{len(latents)} or fewer, or leave -n out"
+            )
+        count = count or (len(latents) if latents is not None else 64)
+        # Each source of latents, truncation and class its own folder: the README's
+        # examples run one after another.
+        folder = f"seed-{seed}" if latents is None else f"z-{_stem(z_file)}"
+        folder += f"-truncation-{truncation:g}" if truncation != 1.0 else ""
         if index is not None:
             folder += f"-class-{ClassTags([index], generator.classes)[0]}"
         out = out or default_out(generator, f"generated/{folder}")
-        written = write_samples(
-            generator, count, seed, out, grid, truncation, batch_size, force, index
-        )
+        request = SampleRequest(count, seed, truncation, index, latents, save_z)
+        written = write_samples(generator, request, out, grid, batch_size, force)
     of_class = "" if index is None else f" of class {generator.classes[index]}"
+    from_z = "" if z_file is None else f" (latents from {shown(z_file)})"
     report(
         written,
         f"{count} images{of_class} of {'x'.join(map(str, generator.image_shape))} "
-        f"from {shown(Path(generator.source))}",
+        f"from {shown(Path(generator.source))}{from_z}",
     )
 
 
-def _parse_seeds(ctx, param, value: str) -> list[int]:
+def _stem(path: Path) -> str:
+    """A latent file's name for a folder: its stem, and its folder's when it is the
+    generic latents.npy or z.npy (project writes DIR/<image>/z.npy)."""
+    stem = path.stem if path.stem not in ("latents", "z") else f"{path.parent.name}-{path.stem}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:60] or "latents"
+
+
+def _parse_seeds(ctx, param, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
     parts = [part for part in value.split(",") if part.strip()]
     if len(parts) > MAX_SEEDS:
         raise click.BadParameter(
@@ -121,11 +157,16 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
 @ckpt_option
 @click.option(
     "--seeds",
-    default="0,1,2,3",
-    show_default=True,
     callback=_parse_seeds,
     help=f"Comma-separated seeds, 2 to {MAX_SEEDS}; each is the latent of "
-    "`dcgan sample --seed S -n 1`.",
+    "`dcgan sample --seed S -n 1`. Default: 0,1,2,3.",
+)
+@click.option(
+    "--z",
+    "z_file",
+    type=click.Path(path_type=Path),
+    help="Walk through the rows of a .npy of float32 latents (N, latent_dim), in order, "
+    "instead of seeds (2 rows or more).",
 )
 @click.option(
     "--steps",
@@ -161,7 +202,8 @@ def _parse_seeds(ctx, param, value: str) -> list[int]:
 @force_option
 def interpolate(
     ckpt: Path,
-    seeds: list[int],
+    seeds: list[int] | None,
+    z_file: Path | None,
     steps: int,
     method: str,
     loop: bool,
@@ -177,22 +219,37 @@ def interpolate(
     Examples:
       dcgan interpolate --ckpt runs/00003-biked --seeds 3,17,42 --loop
       dcgan interpolate --ckpt runs/00001-digits-conditional --seeds 5,5 --class 3,8
+      dcgan interpolate --ckpt runs/00003-biked --z picked.npy
     """
+    if seeds is not None and z_file is not None:
+        raise InputError("--seeds and --z exclude each other: walk through seeds or a file")
     import_tensorflow()
     from dcgan.generation.loading import load_generator
     from dcgan.generation.sampling import Walk, write_interpolation
+    from dcgan.storage.latent_files import read_latents
 
     with input_errors():
         generator = load_generator(ckpt)
+        latents = None
+        if z_file is not None:
+            latents = read_latents(z_file, generator.latent_dim)
+            if len(latents) < 2:
+                raise DcganError(f"--z {shown(z_file)}: holds 1 latent; a walk needs 2 or more")
+        seeds = seeds or [0, 1, 2, 3]
         out = out or default_out(generator, "interpolations")
         classes = None
         if class_names is not None:
             names = [class_names] if class_names in (generator.classes or []) else None
             names = names or [part.strip() for part in class_names.split(",") if part.strip()]
             classes = tuple(generator.class_index(name) for name in names)
-        route = Walk(tuple(seeds), steps, method, loop, classes)
+        route = Walk(tuple(seeds), steps, method, loop, classes, latents, z_file and _stem(z_file))
         written = write_interpolation(generator, route, out, fps, batch_size, force)
-    report(written, f"a {method} walk through seeds {','.join(map(str, seeds))}")
+    through = (
+        f"the {len(latents)} latents of {shown(z_file)}"
+        if latents is not None
+        else f"seeds {','.join(map(str, seeds))}"
+    )
+    report(written, f"a {method} walk through {through}")
 
 
 @click.command(short_help="Export the generator alone, as a .keras file or a SavedModel.")

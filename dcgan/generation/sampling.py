@@ -18,6 +18,7 @@ from dcgan.files import writing
 from dcgan.files.reading import GiB, size_text
 from dcgan.models.latents import latent_stream, seed_latent, walk
 from dcgan.models.loaded import LoadedGenerator
+from dcgan.storage.latent_files import LatentWriter
 
 MAX_WALK_FRAMES = 2048  # frames of one interpolation, all held in memory for the GIF
 MAX_WALK_BYTES = GiB  # the same frames' pixels
@@ -64,9 +65,10 @@ class NumberedFiles(Sequence[Path]):
     ) -> None:
         self.folder, self.count, self.grid, self.tags = folder, count, grid, tags
         self.width = max(6, len(str(count - 1)))
+        self.extra: tuple[Path, ...] = ()  # written after the images (latents.npy)
 
     def __len__(self) -> int:
-        return self.count + self.grid
+        return self.count + self.grid + len(self.extra)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -75,6 +77,8 @@ class NumberedFiles(Sequence[Path]):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(index)
+        if index >= self.count + self.grid:
+            return self.extra[index - self.count - self.grid]
         if index == self.count:
             return self.folder / "grid.png"
         tag = f"-{self.tags[index]}" if self.tags is not None else ""
@@ -108,41 +112,81 @@ class NumberedFiles(Sequence[Path]):
             )
 
 
+@dataclass(frozen=True)
+class SampleRequest:
+    """Which images `sample` makes: count latents of the seed, or the rows of a latent
+    file (--z), scaled by truncation; for a conditional generator, of class class_index
+    or of a class per image drawn from the seed. save_latents: also latents.npy, the
+    latents used, row i behind image i."""
+
+    count: int
+    seed: int = 0
+    truncation: float = 1.0
+    class_index: int | None = None
+    latents: np.ndarray | None = None
+    save_latents: bool = False
+
+    def latent_batches(self, latent_dim: int, batch_size: int):
+        if self.latents is None:
+            yield from latent_stream(self.seed, self.count, latent_dim, batch_size, self.truncation)
+            return
+        for start in range(0, self.count, batch_size):
+            rows = self.latents[start : min(start + batch_size, self.count)]
+            yield (rows * np.float32(self.truncation)).astype(np.float32)
+
+
+LATENTS_FILE = "latents.npy"
+
+
 def write_samples(
     generator: LoadedGenerator,
-    count: int,
-    seed: int,
+    request: SampleRequest,
     out: Path,
     grid: bool,
-    truncation: float,
     batch_size: int,
     force: bool,
-    class_index: int | None = None,
 ) -> NumberedFiles:
-    """count PNGs in out (and grid.png), streamed so memory holds one batch at a time. A
-    conditional generator draws class class_index, or without one a class per image,
-    uniformly from the seed (the latents are those of the same seed either way), and each
-    file name ends with its class."""
+    """request.count PNGs in out (and grid.png, and latents.npy), streamed so memory holds
+    one batch at a time. A conditional generator's file names end with each image's
+    class."""
+    count = request.count
     classes = None
     tags = None
     if generator.conditional:
-        classes = sample_classes(seed, count, len(generator.classes), class_index)
+        classes = sample_classes(request.seed, count, len(generator.classes), request.class_index)
         tags = ClassTags(classes, generator.classes)
     files = NumberedFiles(out, count, grid, tags)
     files.refuse_existing(force)
+    latents_path = out / LATENTS_FILE
+    if request.save_latents:
+        writing.refuse_existing([latents_path], force)
     writing.make_folder(out, "--out")
+    saved = (
+        LatentWriter(latents_path, count, generator.latent_dim) if request.save_latents else None
+    )
     grid_tiles: list[np.ndarray] = []
     grid_limit = 1024  # a grid of more would be too large to look at
     index = 0
-    for latents in latent_stream(seed, count, generator.latent_dim, batch_size, truncation):
-        chosen = None if classes is None else classes[index : index + len(latents)]
-        for image in generator.images(latents, batch_size, chosen):
-            imaging.save_png(image, files[index])
-            if grid and len(grid_tiles) < grid_limit:
-                grid_tiles.append(image)
-            index += 1
+    try:
+        for latents in request.latent_batches(generator.latent_dim, batch_size):
+            chosen = None if classes is None else classes[index : index + len(latents)]
+            for image in generator.images(latents, batch_size, chosen):
+                imaging.save_png(image, files[index])
+                if grid and len(grid_tiles) < grid_limit:
+                    grid_tiles.append(image)
+                index += 1
+            if saved is not None:
+                saved.add(latents)
+    except BaseException as exc:
+        if saved is not None:
+            saved.close(failed=exc)
+        raise
+    if saved is not None:
+        saved.close()
     if grid:
         imaging.save_png(imaging.make_grid(np.stack(grid_tiles)), files[count])
+    if saved is not None:
+        files.extra = (latents_path,)
     return files
 
 
@@ -154,8 +198,9 @@ def _walk_frames(seeds: int, steps: int, loop: bool) -> int:
 
 @dataclass(frozen=True)
 class Walk:
-    """A walk through latent space: from each seed's latent to the next, steps images per
-    segment (both ends included), by slerp or lerp, and back to the first when loop."""
+    """A walk through latent space: from each seed's latent to the next (or through the
+    rows of a latent file, in order), steps images per segment (both ends included), by
+    slerp or lerp, and back to the first when loop."""
 
     seeds: tuple[int, ...]
     steps: int = 8
@@ -163,13 +208,19 @@ class Walk:
     loop: bool = False
     # A conditional generator's classes along the walk, spread evenly over its frames: one
     # kept throughout, or several walked through. None: the first seed's class, as
-    # `sample --seed S -n 1` draws it.
+    # `sample --seed S -n 1` draws it (seed 0 for a latent file, as `sample --z`).
     classes: tuple[int, ...] | None = None
+    latents: np.ndarray | None = None  # --z: the waypoints instead of the seeds'
+    latents_name: str = ""  # the file's, for the output names
+
+    @property
+    def waypoints(self) -> int:
+        return len(self.latents) if self.latents is not None else len(self.seeds)
 
     @property
     def frames(self) -> int:
         """Frames of the GIF: segments share their end points."""
-        return _walk_frames(len(self.seeds), self.steps, self.loop)
+        return _walk_frames(self.waypoints, self.steps, self.loop)
 
 
 def write_interpolation(
@@ -183,7 +234,8 @@ def write_interpolation(
     """A walk through the seeds' latents as a grid (one row per segment) and a GIF
     (and an MP4 when imageio's ffmpeg plugin is installed)."""
     frames_count = route.frames
-    makes = f"--steps {route.steps} through {len(route.seeds)} seeds makes {frames_count:,} frames"
+    through = f"{route.waypoints} {'latents' if route.latents is not None else 'seeds'}"
+    makes = f"--steps {route.steps} through {through} makes {frames_count:,} frames"
     if frames_count > MAX_WALK_FRAMES:
         raise DcganError(
             f"{makes}, over the {MAX_WALK_FRAMES} a walk may have: lower --steps or give "
@@ -196,7 +248,8 @@ def write_interpolation(
             f"{size_text(frames_count * frame_bytes)}, over the {size_text(MAX_WALK_BYTES)} a "
             "walk may hold: lower --steps or give fewer --seeds"
         )
-    stem = f"{_seeds_name(route.seeds)}-{route.method}{'-loop' if route.loop else ''}"
+    start = f"z-{route.latents_name}" if route.latents is not None else _seeds_name(route.seeds)
+    stem = f"{start}-{route.method}{'-loop' if route.loop else ''}"
     if generator.conditional:
         walked = route.classes or _class_weights_start(route, len(generator.classes))
         stem += "-class-" + "-".join(ClassTags(np.array(walked), generator.classes))
@@ -205,7 +258,10 @@ def write_interpolation(
     writing.check_folder(out, "--out")
     writing.refuse_existing([grid_path, gif_path, *([mp4_path] if video else [])], force)
 
-    latents = [seed_latent(seed, generator.latent_dim) for seed in route.seeds]
+    if route.latents is not None:
+        latents = list(route.latents)
+    else:
+        latents = [seed_latent(seed, generator.latent_dim) for seed in route.seeds]
     if route.loop:
         latents.append(latents[0])
     rows = walk(latents, route.steps, route.method)
@@ -234,7 +290,8 @@ def write_interpolation(
 
 
 def _class_weights_start(route: Walk, num_classes: int) -> tuple[int]:
-    return (int(sample_classes(route.seeds[0], 1, num_classes, None)[0]),)
+    seed = route.seeds[0] if route.latents is None else 0
+    return (int(sample_classes(seed, 1, num_classes, None)[0]),)
 
 
 def _class_weights(route: Walk, num_classes: int, frames: int) -> np.ndarray:
