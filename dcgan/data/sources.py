@@ -214,7 +214,7 @@ def list_image_files(folder: Path) -> list[Path]:
 MAX_UPSCALE = 8  # a smaller image (a 1x1 pixel, an icon for a 128 run) is not training data
 
 
-def _decode(path: Path, config: DataConfig) -> np.ndarray | str:
+def decode_image(path: Path, config: DataConfig) -> np.ndarray | str:
     """The image as an array, or the reason it could not be used."""
     try:
         with (
@@ -299,7 +299,7 @@ def _decode_files(files: list[Path], config: DataConfig) -> tuple[np.ndarray, li
     (None for those that could)."""
     folder = config.path
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        decoded = list(pool.map(lambda p: _decode(p, config), files))
+        decoded = list(pool.map(lambda p: decode_image(p, config), files))
     images = [d for d in decoded if isinstance(d, np.ndarray)]
     failures = [(p, d) for p, d in zip(files, decoded, strict=True) if isinstance(d, str)]
     # A refusal says all in its one line; the skipped files are logged only when training goes on.
