@@ -532,3 +532,22 @@ def test_saved_latents_give_a_conditional_run_s_files_again(colour_run, tmp_path
     invoke("sample", "--ckpt", colour_run, "--z", tmp_path / "a" / "latents.npy", "-n", 1,
            "--class", "green", "--out", tmp_path / "c")  # fmt: skip
     assert [p.name for p in (tmp_path / "c").glob("*.png")] == ["000000-green.png"]
+
+
+def test_project_and_arithmetic_on_a_conditional_run(colour_run, tmp_path):
+    invoke("sample", "--ckpt", colour_run, "--seed", 4, "-n", 1, "--class", "green",
+           "--out", tmp_path / "made")  # fmt: skip
+    target = tmp_path / "made" / "000000-green.png"
+    # Without --class every class is tried; the best one is reported with the command.
+    result = invoke("project", "--ckpt", colour_run, target, "--out", tmp_path / "p",
+                    "--features", "random", "--steps", 30, "--starts", 2)  # fmt: skip
+    assert ", class " in result.output and "--class " in result.output
+    result = invoke("project", "--ckpt", colour_run, target, "--out", tmp_path / "q",
+                    "--class", "green", "--features", "random", "--steps", 5)  # fmt: skip
+    assert ", class green" in result.output and "--class 1" in result.output
+    invoke("arithmetic", "--ckpt", colour_run, "1 - 1 + 4", "--class", "green",
+           "--out", tmp_path / "a")  # fmt: skip
+    invoke("sample", "--ckpt", colour_run, "--z", tmp_path / "a" / "result.npy",
+           "--class", "green", "--out", tmp_path / "again")  # fmt: skip
+    again = tmp_path / "again" / "000000-green.png"
+    assert again.read_bytes() == target.read_bytes()

@@ -1,8 +1,8 @@
 """The `dcgan` command, grouped by task: train (train), a run's files (runs, gif),
-pictures (sample, interpolate, export), latent space (project) and measurements (evaluate,
-nearest). Each command parses, calls one function and maps errors to one line and an exit
-code. TensorFlow is imported inside command bodies, so `dcgan --help` and config errors
-answer at once."""
+pictures (sample, interpolate, export), latent space (project, arithmetic) and
+measurements (evaluate, nearest). Each command parses, calls one function and maps errors
+to one line and an exit code. TensorFlow is imported inside command bodies, so
+`dcgan --help` and config errors answer at once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 
 from dcgan import __version__
 from dcgan.cli.generate import export, interpolate, sample
-from dcgan.cli.latent import project
+from dcgan.cli.latent import arithmetic, project
 from dcgan.cli.measure import evaluate, nearest
 from dcgan.cli.runs import gif, runs
 from dcgan.cli.train import train
@@ -33,7 +33,7 @@ SECTIONS = (
     ("Train", ("train",)),
     ("Look at a run", ("runs", "gif", "evaluate", "nearest")),
     ("Generate", ("sample", "interpolate")),
-    ("Latent space", ("project",)),
+    ("Latent space", ("project", "arithmetic")),
     ("Export", ("export",)),
 )
 
@@ -58,5 +58,6 @@ def main() -> None:
     _setup_logging()
 
 
-for command in (train, sample, interpolate, project, gif, export, evaluate, nearest, runs):
+COMMANDS = (train, sample, interpolate, project, arithmetic, gif, export, evaluate, nearest, runs)
+for command in COMMANDS:
     main.add_command(command)

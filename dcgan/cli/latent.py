@@ -1,4 +1,5 @@
-"""Latent space: `dcgan project` finds the latent of a picture."""
+"""Latent space: `dcgan project` finds the latent of a picture; `dcgan arithmetic` adds
+and subtracts averaged latents, as in the DCGAN paper."""
 
 from __future__ import annotations
 
@@ -145,3 +146,73 @@ def _folders(images: tuple[Path, ...], out: Path) -> dict[Path, Path]:
         used.add(name)
         folders[path] = out / name
     return folders
+
+
+@click.command(short_help='Latent vector arithmetic, "A - B + C": a labelled figure.')
+@ckpt_option
+@click.argument("expression")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for arithmetic.png and result.npy. Default: <run>/arithmetic/<expression>/.",
+)
+@click.option(
+    "--class",
+    "class_name",
+    help="For a conditional run: the class of every image (name or index). Default: the "
+    "first class.",
+)
+@seed_option
+@force_option
+def arithmetic(
+    ckpt: Path,
+    expression: str,
+    out: Path | None,
+    class_name: str | None,
+    seed: int,
+    force: bool,
+) -> None:
+    """Vector arithmetic on latents (Radford et al., 2015): EXPRESSION is terms joined by
+    + and - (with a space on each side); each term is comma-separated seeds (the latents of
+    `dcgan sample --seed S -n 1`) or a .npy file of latents (from `sample --save-z` or
+    `project`), averaged. Writes a figure of each term's images and average, the result
+    and small perturbations of it (--seed draws them), and result.npy.
+
+    \b
+    Examples:
+      dcgan arithmetic --ckpt runs/00000-digits "3,17,42 - 5,8,13 + 21,34,55"
+      dcgan arithmetic --ckpt runs/00000-digits "projected/a/z.npy - 5 + 7"
+    """
+    import_tensorflow()
+    from dcgan.cli.common import default_out
+    from dcgan.files import writing
+    from dcgan.generation import arithmetic as vectors
+    from dcgan.generation.loading import load_generator
+
+    with input_errors():
+        generator = load_generator(ckpt)
+        index = None if class_name is None else generator.class_index(class_name)
+        if generator.conditional and index is None:
+            index = 0
+        terms = vectors.parse(expression, generator.latent_dim)
+        out = out or default_out(generator, f"arithmetic/{_folder_name(expression)}")
+        writing.refuse_existing([out / "arithmetic.png", out / "result.npy"], force)
+        written = vectors.write_arithmetic(generator, terms, out, seed, index)
+    click.echo(
+        f"{' '.join(('+' if t.sign > 0 else '-') + ' ' + printable(t.text) for t in terms)}: "
+        f"{len(terms)} terms averaged; wrote {shown(written[0])} and {shown(written[1])}; "
+        f"the result again: {command_name()} sample --ckpt {shown(ckpt)} --z {shown(written[1])}"
+        + (f" --class {index}" if index is not None else "")
+    )
+
+
+def _folder_name(expression: str) -> str:
+    import hashlib
+    import re
+
+    name = re.sub(
+        r"[^A-Za-z0-9.,_-]+", "_", expression.replace(" - ", "-minus-").replace(" + ", "-plus-")
+    ).strip("._")
+    if len(name) > 80:
+        name = name[:60] + "-" + hashlib.sha256(expression.encode()).hexdigest()[:12]
+    return name or "expression"

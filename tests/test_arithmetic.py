@@ -1,0 +1,78 @@
+"""`dcgan arithmetic`: averaged latents added and subtracted, as in the DCGAN paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dcgan.cli import main
+from dcgan.errors import DcganError
+from dcgan.generation.arithmetic import parse, result_latent
+from dcgan.models.latents import seed_latent
+
+
+def invoke(*args, code: int = 0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_terms_are_averaged_and_signed():
+    terms = parse("1,2 - 3 + 4,5,6", 8)
+    assert [(t.sign, t.text, len(t.latents)) for t in terms] == [
+        (1, "1,2", 2), (-1, "3", 1), (1, "4,5,6", 3),
+    ]  # fmt: skip
+    mean = lambda seeds: np.mean([seed_latent(s, 8) for s in seeds], axis=0)  # noqa: E731
+    expected = mean([1, 2]) - mean([3]) + mean([4, 5, 6])
+    np.testing.assert_allclose(result_latent(terms)[0], expected, rtol=1e-6, atol=1e-6)
+    assert [t.sign for t in parse("- 3 + 4", 8)] == [-1, 1]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("", "term 1 is empty"),
+        ("3 + x,1", "term 2 'x,1': not seeds (comma-separated whole numbers"),
+        ("3-4", "term 1 '3-4': not seeds (comma-separated whole numbers such as 3,17,42) or a "
+                ".npy file of latents (+ and - need a space on each side)"),
+        ("3 + + 4", "term 2 '+ 4': not seeds"),
+        ("3 + missing.npy", "term 2 'missing.npy':"),
+        (" + ".join(["1"] * 17), "17 terms, over the 16 allowed"),
+    ],
+)  # fmt: skip
+def test_a_malformed_expression_names_the_bad_term(expression, expected):
+    with pytest.raises(DcganError) as caught:
+        parse(expression, 8)
+    assert expected in str(caught.value)
+
+
+def test_a_minus_a_plus_c_is_c(tiny_run, tmp_path):
+    result = invoke("arithmetic", "--ckpt", tiny_run, "3,4 - 3,4 + 9", "--out", tmp_path / "a")
+    assert "3 terms averaged" in result.output
+    result_file = tmp_path / "a" / "result.npy"
+    np.testing.assert_array_equal(np.load(result_file)[0], seed_latent(9, 8))
+    # The result's image is the seed's own.
+    invoke("sample", "--ckpt", tiny_run, "--seed", 9, "-n", 1, "--out", tmp_path / "seed")
+    invoke("sample", "--ckpt", tiny_run, "--z", result_file, "--out", tmp_path / "z")
+    assert (tmp_path / "z" / "000000.png").read_bytes() == (
+        tmp_path / "seed" / "000000.png"
+    ).read_bytes()
+    with Image.open(tmp_path / "a" / "arithmetic.png") as figure:
+        width, height = figure.size
+    assert width > 3 * 64 and height > 4 * 64  # three rows of terms, then the result's
+
+
+def test_a_latent_file_is_an_operand(tiny_run, tmp_path):
+    rows = np.stack([seed_latent(s, 8) for s in (1, 2)]).astype(np.float32)
+    np.save(tmp_path / "pair.npy", rows)
+    invoke("arithmetic", "--ckpt", tiny_run, f"{tmp_path / 'pair.npy'} - 1,2 + 5",
+           "--out", tmp_path / "a")  # fmt: skip
+    np.testing.assert_allclose(np.load(tmp_path / "a" / "result.npy")[0], seed_latent(5, 8),
+                               atol=1e-6)  # fmt: skip
+    result = invoke("arithmetic", "--ckpt", tiny_run, "5 - x", code=2)
+    assert "Error: term 2 'x': not seeds" in result.output
+    result = invoke("arithmetic", "--ckpt", tiny_run, "1 + 2", "--out", tmp_path / "a", code=2)
+    assert "already exists: use --force" in result.output
