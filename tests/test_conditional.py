@@ -540,10 +540,10 @@ def test_project_and_arithmetic_on_a_conditional_run(colour_run, tmp_path):
     target = tmp_path / "made" / "000000-green.png"
     # Without --class every class is tried; the best one is reported with the command.
     result = invoke("project", "--ckpt", colour_run, target, "--out", tmp_path / "p",
-                    "--features", "random", "--steps", 30, "--starts", 2)  # fmt: skip
+                    "--features", "random", "--iterations", 30, "--starts", 2)  # fmt: skip
     assert ", class " in result.output and "--class " in result.output
     result = invoke("project", "--ckpt", colour_run, target, "--out", tmp_path / "q",
-                    "--class", "green", "--features", "random", "--steps", 5)  # fmt: skip
+                    "--class", "green", "--features", "random", "--iterations", 5)  # fmt: skip
     assert ", class green" in result.output and "--class 1" in result.output
     invoke("arithmetic", "--ckpt", colour_run, "1 - 1 + 4", "--class", "green",
            "--out", tmp_path / "a")  # fmt: skip

@@ -48,7 +48,7 @@ def test_projecting_a_generated_image_recovers_it_and_a_latent_that_draws_it(tra
     invoke("sample", "--ckpt", trained, "--seed", 5, "-n", 1, "--out", tmp_path / "made")
     target = tmp_path / "made" / "000000.png"
     result = invoke("project", "--ckpt", trained, target, "--out", tmp_path / "p",
-                    "--features", "random", "--steps", 200)  # fmt: skip
+                    "--features", "random", "--iterations", 200)  # fmt: skip
     folder = tmp_path / "p" / "000000"
     found = float(result.output.split("PSNR ")[1].split(" dB")[0])
     assert found > PSNR_BOUND, result.output
@@ -74,7 +74,7 @@ def test_a_picture_is_prepared_as_training_images_are(trained, tmp_path):
     rng = np.random.default_rng(0)
     save_image(tmp_path / "photo.jpg", rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
     invoke("project", "--ckpt", trained, tmp_path / "photo.jpg", "--out", tmp_path / "p",
-           "--features", "random", "--steps", 5, "--starts", 2)  # fmt: skip
+           "--features", "random", "--iterations", 5, "--starts", 2)  # fmt: skip
     assert pixels(tmp_path / "p" / "photo" / "projected.png").shape == (16, 16)
 
 
@@ -84,7 +84,7 @@ def test_bad_pictures_and_existing_results_are_one_line(trained, tmp_path):
     assert f"Error: {tmp_path / 'broken.png'}: cannot be used: " in result.output
     save_image(tmp_path / "a.png", np.zeros((16, 16), np.uint8))
     args = ["project", "--ckpt", trained, tmp_path / "a.png", "--out", tmp_path / "p",
-            "--features", "random", "--steps", 2, "--starts", 1]  # fmt: skip
+            "--features", "random", "--iterations", 2, "--starts", 1]  # fmt: skip
     invoke(*args)
     result = invoke(*args, code=2)
     assert "already exists: use --force" in result.output
@@ -101,5 +101,5 @@ def test_two_pictures_with_one_name_get_folders_of_their_own(trained, tmp_path):
         save_image(tmp_path / folder / "same.png", np.zeros((16, 16), np.uint8))
     pictures = [tmp_path / "x" / "same.png", tmp_path / "y" / "same.png"]
     invoke("project", "--ckpt", trained, *pictures, "--out", tmp_path / "p",
-           "--features", "random", "--steps", 2, "--starts", 1)  # fmt: skip
+           "--features", "random", "--iterations", 2, "--starts", 1)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["same", "same-2"]

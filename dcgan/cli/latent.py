@@ -36,7 +36,7 @@ MAX_IMAGES = 1000  # pictures projected in one call
     "every class is tried and the best kept.",
 )
 @click.option(
-    "--steps",
+    "--iterations",
     type=click.IntRange(1, 100_000),
     default=300,
     show_default=True,
@@ -64,7 +64,7 @@ def project(
     images: tuple[Path, ...],
     out: Path | None,
     class_name: str | None,
-    steps: int,
+    iterations: int,
     starts: int,
     features: str,
     seed: int,
@@ -107,10 +107,10 @@ def project(
             if isinstance(decoded, str):
                 raise DcganError(f"{printable(str(path))}: cannot be used: {decoded}")
             targets[path] = decoded
-        settings = projection.ProjectionSettings(steps=steps, starts=starts, seed=seed)
+        settings = projection.ProjectionSettings(steps=iterations, starts=starts, seed=seed)
         for path, target in targets.items():
             with click.progressbar(
-                length=steps,
+                length=iterations,
                 label=f"projecting {shown(path)}",
                 file=click.get_text_stream("stderr"),
             ) as bar:
