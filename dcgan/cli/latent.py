@@ -101,23 +101,27 @@ def project(
         folders = _folders(images, out)
         for folder in folders.values():
             writing.refuse_existing([folder / n for n in projection.PROJECTION_FILES], force)
-        targets = {}
-        for path in images:
+
+        def target(path: Path):
             decoded = decode_image(path, data)
             if isinstance(decoded, str):
                 raise DcganError(f"{printable(str(path))}: cannot be used: {decoded}")
-            targets[path] = decoded
+            return decoded
+
+        for path in images:  # every picture checked before the first is projected
+            target(path)
         settings = projection.ProjectionSettings(steps=iterations, starts=starts, seed=seed)
-        for path, target in targets.items():
+        for path in images:
+            picture = target(path)  # decoded again: memory holds one picture at a time
             with click.progressbar(
                 length=iterations,
                 label=f"projecting {shown(path)}",
                 file=click.get_text_stream("stderr"),
             ) as bar:
                 result = projection.project(
-                    generator, target, extractor, settings, index, lambda _: bar.update(1)
+                    generator, picture, extractor, settings, index, lambda _: bar.update(1)
                 )
-            written = projection.write_projection(result, target, folders[path])
+            written = projection.write_projection(result, picture, folders[path])
             of_class = ""
             again = f"{command_name()} sample --ckpt {shown(ckpt)} --z {shown(written[0])}"
             if result.class_index is not None:
