@@ -120,6 +120,9 @@ class DataConfig(_Section):
     # How an image of another shape is fitted: crop its centre, or pad it with its border
     # colour (nothing of it is lost: wheels stay on a bicycle seen from the side).
     resize: Literal["crop", "pad"] = "crop"
+    # Add a left-right mirrored copy of every image: twice the data, for pictures whose
+    # mirror image is as likely (faces, flowers, icons; not text or digits).
+    xflip: bool = False
     # The class names of a conditional run (model.conditional), in label order. Left out,
     # training fills them in: a standard data set's own names, a folder's sub-folders
     # (sorted). Given for a folder, only those sub-folders are read.
@@ -158,6 +161,11 @@ class ModelConfig(_Section):
     # Class-conditional G and D: a learned class embedding joins z in G (Mirza & Osindero,
     # 2014) and D is a projection discriminator (Miyato & Koyama, 2018).
     conditional: bool = False
+    # How G doubles its size: stride-2 transposed convolutions (the paper), or a resize
+    # (nearest or bilinear) followed by a 3x3 convolution, which cannot leave the
+    # checkerboard pattern of uneven overlap (Odena et al., 2016).
+    upsample: Literal["transpose", "resize"] = "transpose"
+    resize_method: Literal["nearest", "bilinear"] = "nearest"
 
 
 class TrainConfig(_Section):
@@ -253,6 +261,7 @@ class Config(_Section):
             )
         _check_steps_per_execution(self)
         _check_classes(self)
+        _check_upsample(self)
         if self.model.conditional and "mode_seeking" not in self.train.model_fields_set:
             # A conditional G left alone learns to ignore z (one picture per class on the
             # digits: README, Choosing the class); unless told otherwise, it seeks modes.
@@ -270,6 +279,13 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.dump(self.model_dump(mode="json"), Dumper=_YamlDumper, sort_keys=False)
+
+
+def _check_upsample(config: Config) -> None:
+    if config.model.arch == "tutorial" and config.model.upsample != "transpose":
+        raise _KeyError(
+            "model.upsample", "applies to model.arch 'dcgan' (the tutorial's G is fixed)"
+        )
 
 
 def _check_classes(config: Config) -> None:

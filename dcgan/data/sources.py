@@ -55,6 +55,9 @@ def load_labelled(config: DataConfig) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"{_where(config)}: no images found")
     if len(images) < MIN_IMAGES:
         raise _too_few(config, len(images))
+    if config.xflip:  # the mirror images after the originals, each with its class
+        images = np.concatenate([images, images[:, :, ::-1]])
+        labels = None if labels is None else np.concatenate([labels, labels])
     return images, labels
 
 

@@ -250,28 +250,27 @@ def _dcgan_generator(config: Config, batch_norm) -> keras.Model:
     x = norm(x) if norm else x
     x = layers.ReLU(name="project_relu")(x)
     for i, filters in enumerate(widths[1:], start=1):
-        x = layers.Conv2DTranspose(
-            filters,
-            4,
-            strides=2,
-            padding="same",
-            use_bias=use_bias,
-            kernel_initializer=init,
-            name=f"up{i}",
-        )(x)
+        x = _upsampled(x, filters, model, init, use_bias, f"up{i}")
         norm = _norm(model.g_norm, config, f"up{i}_norm", batch_norm)
         x = norm(x) if norm else x
         x = layers.ReLU(name=f"up{i}_relu")(x)
-    x = layers.Conv2DTranspose(
-        config.data.channels,
-        4,
-        strides=2,
-        padding="same",
-        kernel_initializer=init,
-        name=f"up{depth}",
-    )(x)
+    x = _upsampled(x, config.data.channels, model, init, True, f"up{depth}")
     image = layers.Activation("tanh", dtype="float32", name="image")(x)
     return keras.Model(inputs, image, name="generator")
+
+
+def _upsampled(x, filters: int, model, init, use_bias: bool, name: str):
+    """Twice the height and width: a stride-2 4x4 transposed convolution, or a resize
+    followed by a 3x3 convolution (every output pixel gets the same number of inputs)."""
+    if model.upsample == "transpose":
+        return layers.Conv2DTranspose(
+            filters, 4, strides=2, padding="same", use_bias=use_bias,
+            kernel_initializer=init, name=name,
+        )(x)  # fmt: skip
+    x = layers.UpSampling2D(2, interpolation=model.resize_method, name=f"{name}_resize")(x)
+    return layers.Conv2D(
+        filters, 3, padding="same", use_bias=use_bias, kernel_initializer=init, name=name
+    )(x)
 
 
 def _one_hot(label, config: Config):
