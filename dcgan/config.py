@@ -181,6 +181,11 @@ class TrainConfig(_Section):
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
+    # Start from another run's G and D (its newest checkpoint, or a checkpoint folder):
+    # new optimizers and a new step count; for fine-tuning a model of a large set to a
+    # small one. freeze_d: D's first N blocks keep those weights (Freeze-D, Mo et al., 2020).
+    init_from: LoosePath | None = None
+    freeze_d: int = Field(0, ge=0, le=10)
     # Mode seeking (Mao et al., 2019): the weight of a term that rewards G for images that
     # differ as much as their latents do (for one class, in a conditional run), against a
     # G that ignores z and draws one picture per class. 0: off; left out of a conditional
@@ -262,6 +267,7 @@ class Config(_Section):
         _check_steps_per_execution(self)
         _check_classes(self)
         _check_upsample(self)
+        _check_freeze_d(self)
         if self.model.conditional and "mode_seeking" not in self.train.model_fields_set:
             # A conditional G left alone learns to ignore z (one picture per class on the
             # digits: README, Choosing the class); unless told otherwise, it seeks modes.
@@ -279,6 +285,19 @@ class Config(_Section):
 
     def to_yaml(self) -> str:
         return yaml.dump(self.model_dump(mode="json"), Dumper=_YamlDumper, sort_keys=False)
+
+
+def _check_freeze_d(config: Config) -> None:
+    if config.train.freeze_d and config.model.arch != "dcgan":
+        raise _KeyError("train.freeze_d", "applies to model.arch 'dcgan'")
+    if config.train.freeze_d:
+        _, depth = base_and_depth(config.data.shape, config.model.depth)
+        if config.train.freeze_d >= depth:
+            raise _KeyError(
+                "train.freeze_d",
+                f"{config.train.freeze_d} would freeze every one of D's {depth} blocks: "
+                f"at most {depth - 1}",
+            )
 
 
 def _check_upsample(config: Config) -> None:
@@ -456,7 +475,15 @@ def _check_expanded_size(root: yaml.Node) -> None:
         )
 
 
-FROZEN_ON_RESUME = ("model.", "data.image_size", "data.channels", "data.classes", "name")
+FROZEN_ON_RESUME = (
+    "model.",
+    "data.image_size",
+    "data.channels",
+    "data.classes",
+    "train.init_from",
+    "train.freeze_d",
+    "name",
+)
 
 
 def load(

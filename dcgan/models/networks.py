@@ -41,6 +41,15 @@ def build_discriminator(
     return _dcgan_discriminator(config, batch_norm)
 
 
+def freeze_blocks(discriminator: keras.Model, count: int) -> None:
+    """Freeze-D (Mo et al., 2020): D's first count stride-2 blocks (their convolution and
+    normalisation) stop training, keeping the features a run started from had learned."""
+    for i in range(1, count + 1):
+        for layer in discriminator.layers:
+            if layer.name in (f"down{i}", f"down{i}_sn", f"down{i}_norm"):
+                layer.trainable = False
+
+
 def inference_generator(config: Config, weights_from: keras.Model | None = None) -> keras.Model:
     """G in float32 and in Keras' own layers, whatever the training precision: what
     generator.keras and exports hold (loadable without dcgan) and what sampling runs."""

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -43,6 +44,7 @@ from dcgan.models.adversarial import (
 from dcgan.models.networks import (
     build_discriminator,
     build_generator,
+    freeze_blocks,
     inference_generator,
     standing_statistics,
 )
@@ -76,9 +78,11 @@ def build_gan(config: Config, execution: Execution | None = None) -> DCGAN:
     strategy = execution.strategy if execution else tf.distribute.get_strategy()
     distributed = strategy.num_replicas_in_sync > 1
     with strategy.scope():
+        discriminator = build_discriminator(config, sync_norm=distributed)
+        freeze_blocks(discriminator, config.train.freeze_d)  # before its Adam is built
         return make_gan(
             build_generator(config, sync_norm=distributed),
-            build_discriminator(config, sync_norm=distributed),
+            discriminator,
             config,
             loss_scaling=bool(execution and execution.loss_scaling),
             jit_compile=bool(execution and execution.xla),
@@ -247,11 +251,40 @@ def _restore(
         log.info("resumed %s from %s", run.root, latest[1].name)
     else:
         _refuse_starting_over(run, config)
+        if config.train.init_from is not None:
+            _start_from(gan, config.train.init_from)
     set_learning_rates(gan, config.train.g_lr, config.train.d_lr)
     writing.atomic_write_text(run.config, config.to_yaml())
     start_step = int(gan.step.numpy())
     noise = kept_noise if kept_noise is not None else draw_fixed_noise(run, config)
     return _Session(config, run, execution, gan, objects, start_step, noise)
+
+
+def _start_from(gan: DCGAN, source: Path) -> None:
+    """G's and D's weights from another run's newest checkpoint (or a checkpoint folder);
+    the optimizers and the step start afresh, and G's moving average starts at G."""
+    where = f"train.init_from {source}"
+    if (source / f"{checkpoints.CHECKPOINT_PREFIX}.index").is_file():
+        checkpoint = source
+    else:
+        latest = checkpoints.latest_checkpoint(RunDir(source).checkpoints)
+        if not source.is_dir() or latest is None:
+            raise ConfigError(f"{where}: not a run with a checkpoint, nor a checkpoint folder")
+        checkpoint = latest[1]
+    try:
+        checkpoints.restore_checkpoint(
+            {"generator": gan.generator, "discriminator": gan.discriminator}, checkpoint
+        )
+    except RunDirError as exc:
+        detail = str(exc).split("): ", 1)[-1]
+        raise ConfigError(
+            f"{where}: its G and D do not fit this config (the same data.image_size, "
+            f"data.channels, model widths and classes are needed): {detail}"
+        ) from None
+    if gan.ema_weights:
+        for average, weight in zip(gan.ema_weights, gan.generator.weights, strict=True):
+            average.assign(weight)
+    log.info("started from the weights of %s", checkpoint)
 
 
 def _load_data(session: _Session) -> None:
