@@ -290,6 +290,12 @@ class Config(_Section):
 def _check_freeze_d(config: Config) -> None:
     if config.train.freeze_d and config.model.arch != "dcgan":
         raise _KeyError("train.freeze_d", "applies to model.arch 'dcgan'")
+    if config.train.freeze_d and config.train.init_from is None:
+        raise _KeyError(
+            "train.freeze_d",
+            "applies with train.init_from: it keeps the blocks a run started from had "
+            "learned (frozen random weights would never learn)",
+        )
     if config.train.freeze_d:
         _, depth = base_and_depth(config.data.shape, config.model.depth)
         if config.train.freeze_d >= depth:
@@ -523,9 +529,13 @@ def load(
 def _with_absolute_paths(config: Config) -> Config:
     """The run's config.yaml must still point at the data when resumed from elsewhere."""
     data_path = config.data.path.absolute() if config.data.path is not None else None
+    init_from = config.train.init_from
     return config.model_copy(
         update={
             "data": config.data.model_copy(update={"path": data_path}),
+            "train": config.train.model_copy(
+                update={"init_from": init_from.absolute() if init_from is not None else None}
+            ),
             "output": config.output.model_copy(update={"dir": config.output.dir.resolve()}),
         }
     )

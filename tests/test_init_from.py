@@ -83,7 +83,10 @@ def test_a_run_that_does_not_fit_is_one_line(tiny_run, tmp_path):
     assert "not a run with a checkpoint, nor a checkpoint folder" in result.output
 
 
-def test_freeze_d_cannot_freeze_all_of_d(tmp_path):
-    raw = {"data": {"image_size": 16}, "train": {"freeze_d": 2}}  # 16 px: two blocks
+def test_freeze_d_cannot_freeze_all_of_d_nor_go_without_a_start(tmp_path):
+    raw = {"data": {"image_size": 16}, "train": {"freeze_d": 2, "init_from": "r"}}  # 2 blocks
     with pytest.raises(ConfigError, match="freeze every one of D's 2 blocks: at most 1"):
+        load(write_config(tmp_path, raw))
+    raw["train"] = {"freeze_d": 1}
+    with pytest.raises(ConfigError, match="train.freeze_d: applies with train.init_from"):
         load(write_config(tmp_path, raw))
