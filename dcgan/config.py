@@ -91,7 +91,7 @@ MAX_CLASSES = 1000
 CONDITIONAL_MODE_SEEKING = 1.0  # MSGAN's weight
 
 
-def _class_name(value: Any) -> str:
+def class_name(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # digits' classes read back from YAML as numbers
     if not isinstance(value, str):
@@ -103,7 +103,7 @@ def _class_name(value: Any) -> str:
     return value
 
 
-ClassName = Annotated[str, BeforeValidator(_class_name)]
+ClassName = Annotated[str, BeforeValidator(class_name)]
 
 
 def image_size_text(image_size: int | tuple[int, int]) -> str:

@@ -81,6 +81,15 @@ def test_a_folder_s_classes_are_its_sub_folders_sorted(tmp_path):
         folder_classes(folder, ["red", "cyan"])
 
 
+def test_sub_folder_names_that_are_not_class_names_are_refused(tmp_path):
+    folder = colour_folder(tmp_path / "pictures", {"red": 2, "blue": 2})
+    (folder / ("x" * 120)).mkdir()
+    with pytest.raises(DataError) as caught:
+        with_classes(conditional(tmp_path, classes=None, source="folder", path=str(folder)))
+    assert f"data.path {folder}: sub-folder '" in str(caught.value)
+    assert "is not a class name (1 to 100 printable characters)" in str(caught.value)
+
+
 def test_folders_that_cannot_give_classes_are_refused(tmp_path):
     loose = colour_folder(tmp_path / "loose", {"red": 2, "blue": 2})
     save_image(loose / "stray.png", np.zeros((12, 12, 3), np.uint8))

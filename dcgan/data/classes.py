@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dcgan.config import Config
+from dcgan.config import MAX_CLASSES, Config, class_name
 from dcgan.data.sources import IMAGE_SUFFIXES
 from dcgan.errors import DataError, printable, shorten
 
@@ -71,6 +71,16 @@ def with_classes(config: Config) -> Config:
         classes = names
     else:
         classes = folder_classes(data.path, data.classes)
+        if len(classes) > MAX_CLASSES:
+            raise DataError(
+                f"data.path {printable(data.path)}: {len(classes)} class sub-folders, over the "
+                f"{MAX_CLASSES} a conditional run may have"
+            )
+        for name in classes:  # each must read back from config.yaml as a class name
+            try:
+                class_name(name)
+            except ValueError as exc:
+                raise DataError(f"data.path {printable(data.path)}: sub-folder {exc}") from None
     return config.model_copy(update={"data": data.model_copy(update={"classes": classes})})
 
 
