@@ -181,6 +181,14 @@ class TrainConfig(_Section):
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
+    # ADA (Karras et al., 2020): every image D sees goes through x-flip, translation, colour
+    # and cutout, each with a probability p that follows the overfitting heuristic r_t (the
+    # mean sign of D's output on reals) towards ada_target, every ada_interval steps, by at
+    # most 1 per ada_kimg thousand images.
+    augment: Literal["none", "ada"] = "none"
+    ada_target: float = Field(0.6, gt=0.0, lt=1.0)
+    ada_interval: int = Field(4, ge=1)
+    ada_kimg: float = Field(500.0, gt=0.0)
     # Start from another run's G and D (its newest checkpoint, or a checkpoint folder):
     # new optimizers and a new step count; for fine-tuning a model of a large set to a
     # small one. freeze_d: D's first N blocks keep those weights (Freeze-D, Mo et al., 2020).
@@ -268,6 +276,7 @@ class Config(_Section):
         _check_classes(self)
         _check_upsample(self)
         _check_freeze_d(self)
+        _check_augment(self)
         if self.model.conditional and "mode_seeking" not in self.train.model_fields_set:
             # A conditional G left alone learns to ignore z (one picture per class on the
             # digits: README, Choosing the class); unless told otherwise, it seeks modes.
@@ -304,6 +313,14 @@ def _check_freeze_d(config: Config) -> None:
                 f"{config.train.freeze_d} would freeze every one of D's {depth} blocks: "
                 f"at most {depth - 1}",
             )
+
+
+def _check_augment(config: Config) -> None:
+    if config.train.augment == "ada" and config.train.diffaugment:
+        raise _KeyError(
+            "train.augment",
+            "'ada' and train.diffaugment both augment what D sees: use one of them",
+        )
 
 
 def _check_upsample(config: Config) -> None:

@@ -136,6 +136,7 @@ PANELS = (
     ("D(x), D(G(z)) and D's accuracy", ("d_real", "d_fake", "d_accuracy")),
     ("KID (lower is better)", ("kid",)),
     ("diversity and copy rate", ("diversity", "copy_rate")),
+    ("ADA's augmentation probability p", ("ada_p",)),
 )
 MEASURED_NOW_AND_THEN = ("kid", "diversity", "copy_rate")
 
@@ -162,6 +163,8 @@ def loss_figure(series: dict[str, tuple[Sequence[int], Sequence[float]]], title:
             marker = "o" if name in MEASURED_NOW_AND_THEN else None
             axis.plot(steps, values, label=name, linewidth=1, marker=marker, markersize=3)
         axis.set_title(panel)
+        if names == ["ada_p"]:
+            axis.set_ylim(-0.02, 1.02)  # a probability: its whole range, so a move shows
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         if axis.lines:

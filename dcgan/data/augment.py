@@ -1,4 +1,6 @@
-"""Differentiable augmentation (DiffAugment, Zhao et al., 2020) for images in [-1, 1].
+"""Differentiable augmentation for images in [-1, 1]: DiffAugment (Zhao et al., 2020), and
+the adaptive pipeline of ADA (Karras et al., 2020) that applies each transformation with a
+probability p.
 
 D sees every real and every fake image through the same random transformations, and G's
 gradient passes through them, so D cannot memorise a small data set while G learns the
@@ -81,3 +83,26 @@ def cutout(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
 
 
 _TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
+
+
+def xflip(images: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    del key  # a flip has nothing to draw; whether it happens is drawn by adaptive()
+    return images[:, :, ::-1, :]
+
+
+# ADA's pipeline, in its order: geometric first (an x-flip, an integer translation), then
+# colour, then cutout. Each is leak-free at p < 1: a transformation applied to only part of
+# the images (real and fake alike) cannot be learned by G as part of the data.
+ADA_PIPELINE = (("xflip", xflip), ("translation", translation), ("color", color),
+                ("cutout", cutout))  # fmt: skip
+
+
+def adaptive(images: tf.Tensor, p: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """Each image through each transformation of ADA_PIPELINE with probability p, drawn
+    per image and per transformation."""
+    batch = tf.shape(images)[0]
+    for index, (_, transform) in enumerate(ADA_PIPELINE):
+        draw_key, transform_key = _split(tf.random.experimental.stateless_fold_in(key, index), 2)
+        chosen = _uniform([batch, 1, 1, 1], draw_key) < tf.cast(p, tf.float32)
+        images = tf.where(chosen, transform(images, transform_key), images)
+    return images

@@ -9,9 +9,20 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan.config import Config
-from dcgan.data.augment import diff_augment
+from dcgan.data.augment import adaptive, diff_augment
 from dcgan.models.losses import Loss, NonSaturating, make_loss
 from dcgan.storage.metrics_file import METRIC_NAMES
+
+
+@dataclass(frozen=True)
+class AdaSettings:
+    """ADA's controller (Karras et al., 2020): every `interval` steps, p moves by
+    sign(r_t - target) * (images seen) / images_to_one, where r_t is the mean sign of D's
+    output on the real images of those steps."""
+
+    target: float = 0.6
+    interval: int = 4
+    images_to_one: float = 500_000.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class Objective:
     # Weight of the mode-seeking term (Mao et al., 2019): G is rewarded when two latents of
     # the same class give images as far apart as the latents are. 0: off.
     mode_seeking: float = 0.0
+    ada: AdaSettings | None = None  # adaptive augmentation (train.augment: ada)
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
@@ -46,6 +58,11 @@ def objective_for(config: Config) -> Objective:
         d_steps=train.d_steps,
         augment=tuple(train.diffaugment),
         mode_seeking=train.mode_seeking,
+        ada=(
+            AdaSettings(train.ada_target, train.ada_interval, train.ada_kimg * 1000)
+            if train.augment == "ada"
+            else None
+        ),
     )
 
 
@@ -133,6 +150,11 @@ class DCGAN(keras.Model):
         self.rollbacks = keras.Variable(0, dtype="int64", name="rollbacks", **counter)
         self.lr_scale = keras.Variable(1.0, dtype="float32", name="lr_scale", **counter)
         self.divergence = DivergenceGuard()
+        # ADA's augmentation probability, and the signs of D's outputs on reals (their sum
+        # and count) since it last moved.
+        self.ada_state = keras.Variable(
+            [0.0, 0.0, 0.0], dtype="float32", name="ada_state", **counter
+        )
         # The moving average of every generator weight (BatchNorm's statistics copied).
         self.ema_weights = (
             [
@@ -212,11 +234,14 @@ class DCGAN(keras.Model):
         """D's output for images (of classes, in a conditional run), through DiffAugment
         when it is on. Each replica draws its own transformations (salted by its id): they
         are per image anyway."""
-        if self.objective.augment:
+        if self.objective.augment or self.objective.ada:
             context = tf.distribute.get_replica_context()
             replica = context.replica_id_in_sync_group if context else 0
             key = tf.random.experimental.stateless_fold_in(self._key(1000 + salt), replica)
-            images = diff_augment(images, self.objective.augment, key)
+            if self.objective.ada:
+                images = adaptive(images, self.ada_state[0], key)
+            else:
+                images = diff_augment(images, self.objective.augment, key)
         inputs = [images, classes] if self.conditional else images
         return self.discriminator(inputs, training=training)
 
@@ -280,6 +305,8 @@ class DCGAN(keras.Model):
             self._update_ema()
 
         self.step.assign_add(1)
+        if self.objective.ada:
+            self._adapt(real_out)
         self.divergence.watch(self.step.value, d_loss, g_loss)
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
@@ -292,6 +319,31 @@ class DCGAN(keras.Model):
             # lacks (keras/src/backend/tensorflow/trainer.py, reduce_per_replica).
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+    @property
+    def ada_p(self) -> tf.Tensor:
+        return self.ada_state[0]
+
+    def _adapt(self, real_out) -> None:
+        """ADA's heuristic, in the graph: gather the signs of D's outputs on reals (over
+        every replica), and every interval steps move p towards the target and start
+        again."""
+        settings = self.objective.ada
+        signs = tf.stack(
+            [
+                tf.reduce_sum(tf.sign(tf.cast(real_out, tf.float32))),
+                tf.cast(tf.size(real_out), tf.float32),
+            ]
+        )
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            signs = context.all_reduce(tf.distribute.ReduceOp.SUM, signs)
+        p, total, seen = tf.unstack(self.ada_state.value)
+        total, seen = total + signs[0], seen + signs[1]
+        due = tf.equal(self.step.value % settings.interval, 0)
+        moved = p + tf.sign(total / seen - settings.target) * seen / settings.images_to_one
+        p = tf.where(due, tf.clip_by_value(moved, 0.0, 1.0), p)
+        self.ada_state.assign(tf.stack([p, tf.where(due, 0.0, total), tf.where(due, 0.0, seen)]))
 
     def _update_ema(self):
         # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): the average
@@ -400,12 +452,13 @@ def checkpoint_objects(gan: DCGAN) -> dict:
             v.value for metric in gan.metrics[:4] for v in metric.variables
         ],  # the metrics every version had; later ones in OPTIONAL_STATES
         "accuracy_state": [v.value for v in gan.trackers["d_accuracy"].variables],
+        "ada_state": gan.ada_state.value,
     }
 
 
 # Entries of checkpoint_objects that checkpoints of earlier versions lack: restored where
 # present, so that an older run still resumes.
-OPTIONAL_STATES = ("accuracy_state",)
+OPTIONAL_STATES = ("accuracy_state", "ada_state")
 
 
 def nonfinite_variable(gan: DCGAN) -> str | None:

@@ -10,7 +10,7 @@ from dcgan.files.reading import MiB, read_text_lenient
 METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")
 
 # Measured now and then (sample grids, evaluations): empty in the other rows.
-MONITOR_NAMES = ("diversity", "kid", "copy_rate")
+MONITOR_NAMES = ("diversity", "kid", "copy_rate", "ada_p")  # ada_p: ADA's probability
 
 METRICS_COLUMNS = ("step", *METRIC_NAMES, "images_per_sec", *MONITOR_NAMES)
 

@@ -44,6 +44,11 @@ class RunDir:
         return self.root / "losses.png"
 
     @property
+    def augment_preview(self) -> Path:
+        """augment.png: training images as D sees them at ADA's current p."""
+        return self.root / "augment.png"
+
+    @property
     def tensorboard(self) -> Path:
         return self.root / "logs"
 

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from dcgan import imaging
 from dcgan.config import EvalConfig
+from dcgan.data.augment import adaptive
 from dcgan.files import writing
 from dcgan.files.reading import UnsafeFile, read_text
 from dcgan.metrics import device_scores, evaluation, scores
@@ -148,6 +149,9 @@ class Periodic(StepCallback):
             self.writer.submit(job)
 
 
+ADA_PREVIEW = 16  # real images in augment.png
+
+
 class SampleGrids(Periodic):
     """A grid of the generator's images for the run's fixed noise every `every` steps
     (for a conditional run, one row per class, the same latents down each column).
@@ -163,6 +167,7 @@ class SampleGrids(Periodic):
         real_diversity: float | None = None,
         writer: BackgroundWriter | None = None,
         num_classes: int | None = None,
+        real_images: np.ndarray | None = None,
     ):
         """With real_diversity, each grid also reports to training.monitors the diversity
         of the fixed noise's images relative to real images."""
@@ -175,6 +180,10 @@ class SampleGrids(Periodic):
         else:
             self.inputs = tf.constant(noise)
         self.run, self.tensorboard = training.run, tensorboard
+        # With ADA: real images as D sees them at the current p, beside each grid.
+        self.real_images = None
+        if real_images is not None:
+            self.real_images = tf.constant(imaging.from_uint8(real_images[:ADA_PREVIEW]))
         self.generator, self.monitors = training.generator, training.monitors
         self.real_diversity = real_diversity
         self.last_written: int | None = None
@@ -186,7 +195,18 @@ class SampleGrids(Periodic):
             self.monitors.report(step, "diversity", diversity)
         path = self.run.sample_path(step)
         self.submit(lambda: self._save(pixels, step, path))
+        objective = getattr(self.model, "objective", None)
+        if self.real_images is not None and objective is not None and objective.ada:
+            p = self.model.ada_p
+            key = tf.constant([step, 7], tf.int64)
+            seen = adaptive(self.real_images, p, key)
+            self.submit(lambda: self._save_preview(seen, step, p))
         self.last_written = step
+
+    def _save_preview(self, seen: tf.Tensor, step: int, p: tf.Tensor) -> None:
+        grid = imaging.make_grid(imaging.to_uint8(np.asarray(seen)))
+        imaging.save_png(imaging.label(grid, f"step {step}: p = {float(p):.3f}"),
+                         self.run.augment_preview)  # fmt: skip
 
     def _save(self, pixels: tf.Tensor, step: int, path: Path) -> None:
         grid = imaging.make_grid(imaging.to_uint8(np.asarray(pixels)), self.columns)
@@ -265,6 +285,9 @@ class MetricsLog(Periodic):
         now = time.perf_counter()
         rate = (step - self.last_logged) * self.batch_size / max(now - self.clock, 1e-9)
         self.last_logged, self.clock = step, now  # first: Ctrl-C below must not log it twice
+        objective = getattr(self.model, "objective", None)
+        if objective is not None and objective.ada:
+            self.monitors.report(step, "ada_p", self.model.ada_p)  # a snapshot on the device
         measured = self.monitors.take()
         self.submit(lambda: self._append(step, values, rate, measured))
 

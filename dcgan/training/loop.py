@@ -464,6 +464,7 @@ def _side_effects(
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
             writer=writer,
             num_classes=len(config.data.classes) if config.model.conditional else None,
+            real_images=real_sample if config.train.augment == "ada" else None,
         ),
     ]
     if session.extractor is not None:
