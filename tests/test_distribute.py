@@ -200,3 +200,20 @@ def test_a_conditional_run_mirrored_matches_one_device(tmp_path):
     )  # fmt: skip
     finish(dcgan("train", "--config", str(write_config(tmp_path, config)), split_cpu=True))
     assert np.isfinite(losses(run_named(tmp_path, "ctools"))).all()
+
+
+def test_ada_trains_mirrored_with_one_p_for_every_replica(tmp_path):
+    config = tiny_config(
+        tmp_path,
+        name="ada",
+        train={"steps": 4, "strategy": "mirrored", "augment": "ada", "ada_interval": 1,
+               "ada_kimg": 0.05},
+    )  # fmt: skip
+    config["output"].update(log_every=1)
+    finish(dcgan("train", "--config", str(write_config(tmp_path, config)), split_cpu=True))
+    run = run_named(tmp_path, "ada")
+    assert "strategy: mirrored over 2 devices" in (run / "train.log").read_text()
+    ps = [float(row["ada_p"]) for row in read_metrics(run / "metrics.csv")]
+    # Both replicas' signs count: p moves by the global batch (8) over 50 images a step.
+    steps = np.diff([0.0, *ps])
+    assert all(abs(abs(s) - 0.16) < 1e-6 or p in (0.0, 1.0) for s, p in zip(steps, ps, strict=True))
