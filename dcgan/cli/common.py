@@ -95,6 +95,26 @@ fps_option = click.option(
     show_default=True,
     help="Frames per second of the GIF (and of the MP4 where one is written).",
 )
+FEATURES_HELP = (
+    "Feature space: Keras' InceptionV3 pool features (the published standard; "
+    "'inception' downloads its weights if they are not cached), or a fixed random network "
+    "that needs no download (its scores compare only among themselves). auto: Inception "
+    "when its weights are in Keras' cache, the random network otherwise; the output says "
+    "which."
+)
+
+
+def features_option(text: str = FEATURES_HELP):
+    """--features, one choice and default wherever a command measures in a feature space."""
+    return click.option(
+        "--features",
+        type=click.Choice(["auto", "inception", "random"]),
+        default="auto",
+        show_default=True,
+        help=text,
+    )
+
+
 force_option = click.option("--force", is_flag=True, help="Replace files that already exist.")
 batch_size_option = click.option(
     "--batch-size",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -23,6 +22,7 @@ from dcgan.cli.common import (
     shown,
 )
 from dcgan.errors import DcganError, shorten
+from dcgan.files.writing import file_name_part
 from dcgan.runtime import import_tensorflow
 
 
@@ -131,7 +131,7 @@ def _stem(path: Path) -> str:
     """A latent file's name for a folder: its stem, and its folder's when it is the
     generic latents.npy or z.npy (project writes DIR/<image>/z.npy)."""
     stem = path.stem if path.stem not in ("latents", "z") else f"{path.parent.name}-{path.stem}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:60] or "latents"
+    return file_name_part(stem, "latents", 60)
 
 
 def _parse_seeds(ctx, param, value: str | None) -> list[int] | None:

@@ -10,6 +10,7 @@ import click
 from dcgan.cli.common import (
     ckpt_option,
     command_name,
+    features_option,
     force_option,
     input_errors,
     seed_option,
@@ -49,13 +50,9 @@ MAX_IMAGES = 1000  # pictures projected in one call
     show_default=True,
     help="Random starting latents, optimised side by side; the best is kept.",
 )
-@click.option(
-    "--features",
-    type=click.Choice(["auto", "inception", "random"]),
-    default="auto",
-    show_default=True,
-    help="The feature space of the feature loss (as evaluate's): auto is Inception when "
-    "its weights are at hand, else the random network.",
+@features_option(
+    "The feature space of the feature loss (as evaluate's): auto is Inception when its "
+    "weights are at hand, else the random network."
 )
 @seed_option
 @force_option
@@ -137,12 +134,12 @@ def project(
 
 def _folders(images: tuple[Path, ...], out: Path) -> dict[Path, Path]:
     """OUT/<stem> for each picture; pictures with the same stem get -2, -3 ..."""
-    import re
+    from dcgan.files.writing import file_name_part
 
     folders: dict[Path, Path] = {}
     used: set[str] = set()
     for path in images:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._")[:60] or "image"
+        stem = file_name_part(path.stem, "image", 60)
         name, n = stem, 1
         while name in used:
             n += 1

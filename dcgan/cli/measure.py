@@ -11,6 +11,7 @@ from dcgan.cli.common import (
     batch_size_option,
     ckpt_option,
     default_out,
+    features_option,
     force_option,
     input_errors,
     report,
@@ -19,19 +20,6 @@ from dcgan.cli.common import (
 )
 from dcgan.config import COPY_RATE_WARNING, MAX_REAL
 from dcgan.runtime import import_tensorflow
-
-features_option = click.option(
-    "--features",
-    type=click.Choice(["auto", "inception", "random"]),
-    default="auto",
-    show_default=True,
-    help="Feature space: Keras' InceptionV3 pool features (the published standard; "
-    "'inception' downloads its weights if they are not cached), or a fixed random network "
-    "that needs no download (its scores compare only among themselves). auto: Inception "
-    "when its weights are in Keras' cache, the random network otherwise; the output says "
-    "which.",
-)
-
 
 inception_weights_option = click.option(
     "--inception-weights",
@@ -59,7 +47,7 @@ inception_weights_option = click.option(
     help="Training images to compare with (a fixed random subset of larger data sets; at "
     f"most {MAX_SCORED}).",
 )
-@features_option
+@features_option()
 @inception_weights_option
 @batch_size_option
 def evaluate(
@@ -139,7 +127,7 @@ def evaluate(
     f"so the two agree (at most {MAX_SCORED}).",
 )
 @seed_option
-@features_option
+@features_option()
 @inception_weights_option
 @click.option("--out", type=click.Path(path_type=Path), help="Folder. Default: <run>/nearest/.")
 @force_option

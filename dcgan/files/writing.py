@@ -18,6 +18,13 @@ from dcgan.errors import DcganError, OutputError, shorten
 from dcgan.files.reading import UnsafeFile, kind_of
 
 
+def file_name_part(text: str, fallback: str, limit: int = 100) -> str:
+    """text made fit for a file or folder name: runs of anything but letters, digits, '.',
+    '_' and '-' become '_', no leading or trailing dot or underscore, at most limit
+    characters; fallback when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:limit] or fallback
+
+
 def open_no_follow(path: Path, flags: int, mode: int = 0o644) -> int:
     """os.open that refuses a symbolic link (or anything but a regular file) at path: a
     link planted in a run folder must not get a file elsewhere overwritten."""

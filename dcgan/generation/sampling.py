@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +40,7 @@ class ClassTags(Sequence[str]):
 
     def __init__(self, classes: np.ndarray, names: list[str]) -> None:
         self.classes = classes
-        self.names = [
-            re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class" for name in names
-        ]
+        self.names = [writing.file_name_part(name, "class") for name in names]
 
     def __len__(self) -> int:
         return len(self.classes)

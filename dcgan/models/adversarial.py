@@ -239,7 +239,7 @@ class DCGAN(keras.Model):
             replica = context.replica_id_in_sync_group if context else 0
             key = tf.random.experimental.stateless_fold_in(self._key(1000 + salt), replica)
             if self.objective.ada:
-                images = adaptive(images, self.ada_state[0], key)
+                images = adaptive(images, self.ada_p, key)
             else:
                 images = diff_augment(images, self.objective.augment, key)
         inputs = [images, classes] if self.conditional else images
