@@ -188,7 +188,7 @@ def test_bad_ckpt_is_one_line_and_exit_2(tmp_path, command):
         (["interpolate", "--seeds", "a,b"], "expected comma-separated integers"),
         (["interpolate", "--method", "cubic"], "Invalid value for '--method'"),
         (["interpolate", "--steps", "1"], "Invalid value for '--steps'"),
-        (["export", "--format", "onnx"], "Invalid value for '--format'"),
+        (["export", "--format", "pt"], "Invalid value for '--format'"),
     ],
 )
 def test_bad_options_exit_2(trained_run, args, expected):
@@ -291,17 +291,30 @@ def test_gif_of_a_run_still_training_with_one_grid(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["keras", "savedmodel"])
-def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt):
-    out = tmp_path / ("g.keras" if fmt == "keras" else "g_savedmodel")
+@pytest.mark.parametrize(
+    ("fmt", "name", "body"),
+    [
+        ("keras", "g.keras",
+         "import keras; m = keras.models.load_model(p); y = m(z, training=False)"),
+        ("savedmodel", "g_savedmodel",
+         "import tensorflow as tf; m = tf.saved_model.load(p); y = m.serve(z)"),
+        # The way README's "Using the generator elsewhere" loads them: no TensorFlow.
+        ("onnx", "g.onnx",
+         "import onnxruntime as ort; s = ort.InferenceSession(p); "
+         "y = s.run(None, {s.get_inputs()[0].name: z})[0]"),
+        ("tflite", "g.tflite",
+         "from ai_edge_litert.interpreter import Interpreter; "
+         "r = Interpreter(model_path=p).get_signature_runner(); y = list(r(z=z).values())[0]"),
+    ],
+)  # fmt: skip
+def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt, name, body):
+    out = tmp_path / name
     result = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
     assert result.exit_code == 0, result.output
+    if fmt in ("onnx", "tflite"):
+        assert "gives the generator's images within" in result.output
     latents = np.random.default_rng(5).standard_normal((3, 8)).astype(np.float32)
     np.save(tmp_path / "z.npy", latents)
-    if fmt == "keras":
-        body = "import keras; m = keras.models.load_model(p); y = m(z, training=False)"
-    else:
-        body = "import tensorflow as tf; m = tf.saved_model.load(p); y = m.serve(z)"
     code = (
         "import sys, numpy as np; p, zp, yp = sys.argv[1:]; z = np.load(zp); "
         f"{body}; np.save(yp, np.asarray(y))"
@@ -314,9 +327,50 @@ def test_export_loads_in_a_fresh_process_and_matches(trained_run, tmp_path, fmt)
     from dcgan.generation.loading import load_generator
 
     expected = load_generator(trained_run).model(latents, training=False)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(expected), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(expected), atol=1e-5)
     again = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+@pytest.mark.parametrize(
+    ("fmt", "module", "package"),
+    [("onnx", "onnxruntime", "onnxruntime"), ("onnx", "tf2onnx", "tf2onnx"),
+     ("tflite", "ai_edge_litert.interpreter", "ai-edge-litert")],
+)  # fmt: skip
+def test_a_format_without_its_extra_says_which_to_install(
+    trained_run, tmp_path, monkeypatch, fmt, module, package
+):
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    out = tmp_path / "g.out"
+    result = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 2
+    assert f"--format {fmt} needs {package}, which is not installed: pip install " in (
+        result.output
+    )
+    assert "'dcgan[export]'" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_an_export_that_draws_other_images_is_not_written(trained_run, tmp_path, fmt):
+    from dcgan.generation import portable
+
+    out = tmp_path / f"g.{fmt}"
+    runner = {"onnx": "_run_onnx", "tflite": "_run_tflite"}[fmt]
+    real_run = getattr(portable, runner)
+
+    def off_by_a_grey_level(*args):
+        return real_run(*args) + 2 / 255  # one grey level: over the 1e-4 tolerance
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(portable, runner, off_by_a_grey_level)
+        result = invoke("export", "--ckpt", trained_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 1, result.output
+    assert f"--format {fmt}: " in result.output and "away from the Keras generator's" in (
+        result.output
+    )
+    assert f"tolerance 0.0001); {out} was not written" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_runs_lists_state_step_and_losses(trained_run, tmp_path):

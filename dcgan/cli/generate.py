@@ -22,6 +22,7 @@ from dcgan.cli.common import (
     shown,
 )
 from dcgan.errors import DcganError, shorten
+from dcgan.files.reading import size_text
 from dcgan.files.writing import file_name_part
 from dcgan.runtime import import_tensorflow
 
@@ -252,21 +253,25 @@ def interpolate(
     report(written, f"a {method} walk through {through}")
 
 
-@click.command(short_help="Export the generator alone, as a .keras file or a SavedModel.")
+@click.command(short_help="Export the generator alone: .keras, SavedModel, ONNX or TFLite.")
 @ckpt_option
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["keras", "savedmodel"]),
+    type=click.Choice(["keras", "savedmodel", "onnx", "tflite"]),
     default="keras",
     show_default=True,
     help="keras: one .keras file for keras.models.load_model; savedmodel: a TensorFlow "
-    "SavedModel folder whose serve signature maps latents to images.",
+    "SavedModel folder whose serve signature maps latents to images; onnx: for onnxruntime "
+    "(Python, C++, C#, Java, browsers); tflite: for the LiteRT interpreter on phones. onnx "
+    "and tflite need the export extra (pip install 'dcgan[export]') and are checked "
+    "against the generator when written.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="Default: <run>/export/generator.keras or <run>/export/generator_savedmodel.",
+    help="Default: <run>/export/generator.keras, generator_savedmodel, generator.onnx or "
+    "generator.tflite.",
 )
 @force_option
 def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
@@ -274,28 +279,36 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     (a conditional run's takes [z, class_index (N,)]).
 
     \b
-    Example:
+    Examples:
       dcgan export --ckpt runs/00000-digits --format savedmodel
+      dcgan export --ckpt runs/00000-digits --format onnx
     """
     import_tensorflow()
-    from dcgan.generation.export import export_generator
+    from dcgan.generation.export import FILE_NAMES, export_generator, written_size
     from dcgan.generation.loading import load_generator
 
     with input_errors():
         generator = load_generator(ckpt)
-        name = "generator.keras" if fmt == "keras" else "generator_savedmodel"
-        out = out or default_out(generator, "export") / name
-        written = export_generator(generator, fmt, out, force)
+        out = out or default_out(generator, "export") / FILE_NAMES[fmt]
+        written, agreement = export_generator(generator, fmt, out, force)
     inputs = "[z, class_index]" if generator.conditional else "z"
-    how = (
-        "keras.models.load_model(path)"
-        if fmt == "keras"
-        else f"m = tf.saved_model.load(path); m.serve({inputs})"
-    )
+    how = {
+        "keras": "keras.models.load_model(path)",
+        "savedmodel": f"m = tf.saved_model.load(path); m.serve({inputs})",
+        "onnx": "onnxruntime.InferenceSession(path) (README: Using the generator elsewhere)",
+        "tflite": "ai_edge_litert.interpreter.Interpreter(path).get_signature_runner()",
+    }[fmt]
     classes = ""
     if generator.conditional:
         names = shorten(", ".join(generator.classes), 80)
         classes = f", classes {names} as class_index 0..{len(generator.classes) - 1}"
+    checked = ""
+    if agreement is not None:
+        checked = (
+            f"; {agreement.runtime} gives the generator's images within "
+            f"{agreement.max_difference:.2g} (tolerance {agreement.tolerance:g})"
+        )
     click.echo(
-        f"wrote {shown(written)} (latent_dim {generator.latent_dim}{classes}); load it with {how}"
+        f"wrote {shown(written)} ({size_text(written_size(written))}, latent_dim "
+        f"{generator.latent_dim}{classes}){checked}; load it with {how}"
     )

@@ -1,0 +1,168 @@
+"""The colour ablation of the README: one training run per row, the same seed and the same
+budget, on the emoji of scripts/fetch_emoji.py at 64 px, then one table of the judge's
+numbers (scripts/judge_emoji.py), dcgan's KID and copy rate, and a grid per row.
+
+    .venv/bin/python scripts/ablate_emoji.py data/emoji --out ablation train [ROW ...]
+    .venv/bin/python scripts/ablate_emoji.py data/emoji --out ablation table
+
+`train` runs the rows (all of them without names) that have no finished run in --out yet,
+one after another, each as `dcgan train --data DATA --set ...` so that the rows get what a
+user gets; `table` judges every finished row and writes --out/grids/ROW.png (64 samples of
+seed 0) and --out/table.json. Every run tracks a moving average of G (EMA does not change
+training), so a row can read G's own weights or its average from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+STEPS = 2000
+EMA = 0.99  # about 100 steps: a window that fits a 2,000-step budget
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # the run's name in --out
+    title: str
+    overrides: tuple[str, ...]  # on top of the --data preset for the folder
+    weights: str = "ema"  # "ema": the moving average; "raw": G's own weights
+    run: str | None = None  # another row's run, read with other weights
+
+    @property
+    def run_name(self) -> str:
+        return self.run or self.key
+
+
+DIFFAUGMENT_OFF = "train.diffaugment=[]"
+RESIZE = "model.upsample=resize"
+ADA = ("train.augment=ada", DIFFAUGMENT_OFF, "train.ada_kimg=100")
+XFLIP = "data.xflip=true"
+SN_HINGE = ("model.d_spectral_norm=true", "train.loss=hinge")
+
+ROWS = [
+    Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)",
+        (DIFFAUGMENT_OFF,), weights="raw"),
+    Row("roses", f"roses settings (DiffAugment colour, translation, cutout; EMA {EMA})", ()),
+    Row("resize", "+ resize upsampling (nearest, then a 3x3 convolution)", (RESIZE,)),
+    Row("resize-raw", "  the same run without EMA (G's own weights)", (RESIZE,),
+        weights="raw", run="resize"),
+    Row("ada", "+ ADA in place of DiffAugment (target 0.6)", (RESIZE, *ADA)),
+    Row("xflip", "+ x-flip (mirrored copies)", (RESIZE, *ADA, XFLIP)),
+    Row("sn-hinge", "+ spectral norm in D, hinge loss", (RESIZE, *ADA, XFLIP, *SN_HINGE)),
+]  # fmt: skip
+
+
+def find_run(out: Path, name: str) -> Path | None:
+    """The newest run called name in out that reached its last checkpoint."""
+    from dcgan.storage.checkpoints import latest_checkpoint
+
+    for run in sorted(out.glob(f"*-{name}"), reverse=True):
+        latest = latest_checkpoint(run / "checkpoints")
+        if latest is not None and latest[0] >= STEPS:
+            return run
+    return None
+
+
+def train(data: Path, out: Path, rows: list[Row]) -> None:
+    dcgan = Path(sys.executable).with_name("dcgan")
+    for row in rows:
+        if row.run is not None or find_run(out, row.key) is not None:
+            continue
+        settings = (
+            "seed=0", f"name={row.key}", f"output.dir={out}", f"train.steps={STEPS}",
+            f"model.ema={EMA}", f"eval.every={STEPS}", *row.overrides,
+        )  # fmt: skip
+        command = [str(dcgan), "train", "--data", str(data)]
+        for setting in settings:
+            command += ["--set", setting]
+        print("$", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+
+
+def load_row(run: Path, weights: str):
+    """The generator of run's last checkpoint: its moving average or its own weights."""
+    from dcgan.generation.loading import load_generator, run_config
+    from dcgan.models.loaded import LoadedGenerator
+    from dcgan.models.networks import inference_generator
+    from dcgan.storage import checkpoints
+    from dcgan.storage.run_folder import RunDir
+
+    if weights == "ema":
+        return load_generator(run)
+    config = run_config(RunDir(run))
+    generator = inference_generator(config)
+    _, path = checkpoints.latest_checkpoint(run / "checkpoints")
+    checkpoints.restore_checkpoint({"generator": generator}, path, partial=True)
+    return LoadedGenerator(generator, str(path), RunDir(run))
+
+
+def table(data: Path, out: Path, count: int) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from judge_emoji import load_set, scores, split, train_judge
+
+    from dcgan.imaging import make_grid, save_png
+    from dcgan.metrics.evaluation import evaluate, generated_images, real_subset
+    from dcgan.metrics.features import make_extractor
+
+    images, labels, classes = load_set(data)
+    judge = train_judge(images, labels, classes)
+    trained, _ = split(len(images))
+    extractor = make_extractor("auto", download=False)
+    print(f"judge: held-out accuracy {judge.held_out_accuracy:.3f}; KID in {extractor.name}")
+    (out / "grids").mkdir(parents=True, exist_ok=True)
+    results = []
+    for row in ROWS:
+        run = find_run(out, row.run_name)
+        if run is None:
+            continue
+        generator = load_row(run, row.weights)
+        samples = generated_images(generator, count)
+        judged = scores(judge, samples, images[trained])
+        kid = evaluate(generator, real_subset(images, 5000), extractor, count)
+        save_png(make_grid(generated_images(generator, 64, seed=0), columns=8),
+                 out / "grids" / f"{row.key}.png")  # fmt: skip
+        results.append({"row": row.key, "title": row.title, "run": str(run)} | judged
+                       | {"kid": kid["kid"], "kid_std": kid["kid_std"]})  # fmt: skip
+        print(_line(results[-1]), flush=True)
+    (out / "table.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _line(result: dict) -> str:
+    return (
+        f"| {result['title']} | {result['frechet']:.2f} | {result['covered']}/"
+        f"{result['categories']} | {result['kid']:.4f} ± {result['kid_std']:.4f} | "
+        f"{result['copy_rate']:.3f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="the emoji folder (scripts/fetch_emoji.py)")
+    parser.add_argument("--out", type=Path, required=True, help="where the runs go")
+    parser.add_argument("-n", type=int, default=1000, help="generated images judged per row")
+    parser.add_argument("command", choices=["train", "table"])
+    parser.add_argument("rows", nargs="*", help="rows to train (default: all)")
+    args = parser.parse_args()
+    known = {row.key: row for row in ROWS}
+    unknown = [name for name in args.rows if name not in known]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; the rows are {list(known)}")
+    if args.command == "train":
+        train(args.data, args.out, [known[name] for name in args.rows] or ROWS)
+    else:
+        print("| settings | judge Fréchet | categories covered | KID | copy rate |")
+        print("|---|---|---|---|---|")
+        table(args.data, args.out, args.n)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
