@@ -1,5 +1,5 @@
 """The `dcgan` command, grouped by task: train (train), a run's files (runs, gif),
-pictures (sample, interpolate, export), latent space (project, arithmetic) and
+pictures (sample, interpolate), export (export, view), latent space (project, arithmetic) and
 measurements (evaluate, nearest). Each command parses, calls one function and maps errors
 to one line and an exit code. TensorFlow is imported inside command bodies, so
 `dcgan --help` and config errors answer at once."""
@@ -17,6 +17,7 @@ from dcgan.cli.latent import arithmetic, project
 from dcgan.cli.measure import evaluate, nearest
 from dcgan.cli.runs import gif, runs
 from dcgan.cli.train import train
+from dcgan.cli.view import view
 
 
 def _setup_logging() -> None:
@@ -34,7 +35,7 @@ SECTIONS = (
     ("Look at a run", ("runs", "gif", "evaluate", "nearest")),
     ("Generate", ("sample", "interpolate")),
     ("Latent space", ("project", "arithmetic")),
-    ("Export", ("export",)),
+    ("Export", ("export", "view")),
 )
 
 
@@ -58,6 +59,18 @@ def main() -> None:
     _setup_logging()
 
 
-COMMANDS = (train, sample, interpolate, project, arithmetic, gif, export, evaluate, nearest, runs)
+COMMANDS = (
+    train,
+    sample,
+    interpolate,
+    project,
+    arithmetic,
+    gif,
+    export,
+    view,
+    evaluate,
+    nearest,
+    runs,
+)
 for command in COMMANDS:
     main.add_command(command)

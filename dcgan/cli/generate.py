@@ -253,28 +253,36 @@ def interpolate(
     report(written, f"a {method} walk through {through}")
 
 
-@click.command(short_help="Export the generator alone: .keras, SavedModel, ONNX or TFLite.")
+@click.command(short_help="The generator as .keras, SavedModel, ONNX, TFLite or a web page.")
 @ckpt_option
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["keras", "savedmodel", "onnx", "tflite"]),
+    type=click.Choice(["keras", "savedmodel", "onnx", "tflite", "web"]),
     default="keras",
     show_default=True,
     help="keras: one .keras file for keras.models.load_model; savedmodel: a TensorFlow "
     "SavedModel folder whose serve signature maps latents to images; onnx: for onnxruntime "
-    "(Python, C++, C#, Java, browsers); tflite: for the LiteRT interpreter on phones. onnx "
-    "and tflite need the export extra (pip install 'dcgan[export]') and are checked "
-    "against the generator when written.",
+    "(Python, C++, C#, Java, browsers); tflite: for the LiteRT interpreter on phones; web: "
+    "a folder with index.html that samples in the browser, offline (open it, or `dcgan "
+    "view FOLDER`). onnx, tflite and web need the export extra (pip install "
+    "'dcgan[export]') and are checked against the generator when written.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="Default: <run>/export/generator.keras, generator_savedmodel, generator.onnx or "
-    "generator.tflite.",
+    help="Default: <run>/export/generator.keras, generator_savedmodel, generator.onnx, "
+    "generator.tflite or web.",
+)
+@click.option(
+    "--runtime",
+    type=click.Path(path_type=Path),
+    help="For --format web: the onnxruntime-web .tgz (`npm pack onnxruntime-web@1.30.0`). "
+    "Default: the cached one, fetched from npm the first time and checked against its "
+    "published sha512.",
 )
 @force_option
-def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
+def export(ckpt: Path, fmt: str, out: Path | None, runtime: Path | None, force: bool) -> None:
     """Export the generator alone, for serving: z (N, latent_dim) -> images in [-1, 1]
     (a conditional run's takes [z, class_index (N,)]).
 
@@ -282,6 +290,7 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     Examples:
       dcgan export --ckpt runs/00000-digits --format savedmodel
       dcgan export --ckpt runs/00000-digits --format onnx
+      dcgan export --ckpt runs/00000-digits --format web
     """
     import_tensorflow()
     from dcgan.generation.export import FILE_NAMES, export_generator, written_size
@@ -290,13 +299,15 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "export") / FILE_NAMES[fmt]
-        written, agreement = export_generator(generator, fmt, out, force)
+        written, agreement = export_generator(generator, fmt, out, force, runtime)
     inputs = "[z, class_index]" if generator.conditional else "z"
     how = {
         "keras": "keras.models.load_model(path)",
         "savedmodel": f"m = tf.saved_model.load(path); m.serve({inputs})",
         "onnx": "onnxruntime.InferenceSession(path) (README: Using the generator elsewhere)",
         "tflite": "ai_edge_litert.interpreter.Interpreter(path).get_signature_runner()",
+        "web": f"open {shown(written / 'index.html')} in a browser, or `dcgan view "
+        f"{shown(written)}`",
     }[fmt]
     classes = ""
     if generator.conditional:
@@ -310,5 +321,7 @@ def export(ckpt: Path, fmt: str, out: Path | None, force: bool) -> None:
         )
     click.echo(
         f"wrote {shown(written)} ({size_text(written_size(written))}, latent_dim "
-        f"{generator.latent_dim}{classes}){checked}; load it with {how}"
+        f"{generator.latent_dim}{classes}){checked}; "
+        + ("" if fmt == "web" else "load it with ")
+        + how
     )

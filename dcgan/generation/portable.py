@@ -22,9 +22,11 @@ EXTRA = "pip install 'dcgan[export]'"
 # grey level is 2/255 = 0.0078): float32 throughout, so only the order of operations differs.
 TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4}
 CHECK_LATENTS = 16  # latents of seed 0 the check draws (every class, for a conditional G)
-RUNTIMES = {  # format: (what it needs, the module that says it is there)
-    "onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")),
+_ONNX = (("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime"))
+EXTRA_PACKAGES = {  # format: (what it needs, the module that says it is there)
+    "onnx": _ONNX,
     "tflite": (("ai-edge-litert", "ai_edge_litert.interpreter"),),
+    "web": _ONNX,  # the page runs the ONNX file
 }
 RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "the LiteRT interpreter"}
 
@@ -46,7 +48,7 @@ def require_extra(fmt: str) -> None:
     """Before any work: the packages the format's converter and check need, or one line
     that says which extra installs them."""
     missing = []
-    for package, module in RUNTIMES[fmt]:
+    for package, module in EXTRA_PACKAGES[fmt]:
         try:
             importlib.import_module(module)
         except ImportError:
@@ -82,7 +84,7 @@ def write_portable(generator: LoadedGenerator, fmt: str, out: Path) -> Agreement
             raise ExportMismatch(
                 f"--format {fmt}: {agreement.runtime} draws images up to "
                 f"{agreement.max_difference:.3g} away from the Keras generator's (tolerance "
-                f"{agreement.tolerance:g}); {out} was not written"
+                f"{agreement.tolerance:g}); nothing was written"
             )
     return agreement
 
