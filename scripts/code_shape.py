@@ -20,6 +20,7 @@ LAYERS = [
     {"data", "models"},
     {"metrics"},
     {"training", "generation"},
+    {"web"},
     {"cli", "__main__"},
 ]
 

@@ -295,11 +295,15 @@ def export(ckpt: Path, fmt: str, out: Path | None, runtime: Path | None, force: 
     import_tensorflow()
     from dcgan.generation.export import FILE_NAMES, export_generator, written_size
     from dcgan.generation.loading import load_generator
+    from dcgan.web.page import export_web_page
 
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "export") / FILE_NAMES[fmt]
-        written, agreement = export_generator(generator, fmt, out, force, runtime)
+        if fmt == "web":
+            written, agreement = out, export_web_page(generator, out, force, runtime)
+        else:
+            written, agreement = export_generator(generator, fmt, out, force)
     inputs = "[z, class_index]" if generator.conditional else "z"
     how = {
         "keras": "keras.models.load_model(path)",

@@ -21,24 +21,16 @@ FILE_NAMES = {
 
 
 def export_generator(
-    generator: LoadedGenerator, fmt: str, out: Path, force: bool, runtime: Path | None = None
+    generator: LoadedGenerator, fmt: str, out: Path, force: bool
 ) -> tuple[Path, Agreement | None]:
     """The generator alone: a .keras file, a TensorFlow SavedModel folder whose `serve`
-    signature maps latents to images in [-1, 1], an ONNX or TFLite file checked on its own
-    runtime (the Agreement says how closely), or a web page folder around the ONNX file
-    (runtime: onnxruntime-web's .tgz, else the cached one)."""
+    signature maps latents to images in [-1, 1], or an ONNX or TFLite file checked on its
+    own runtime (the Agreement says how closely). The web page: dcgan.web.page."""
     if fmt == "keras" and out.suffix != ".keras":
         raise DcganError(f"--out {out}: a Keras export must end in .keras")
     if fmt in portable.EXTRA_PACKAGES:
         portable.require_extra(fmt)
     writing.refuse_existing([out], force)
-    if fmt == "web":
-        from dcgan.web.page import write_web_page
-        from dcgan.web.runtime import load_runtime
-
-        files = load_runtime(runtime)  # before anything is written
-        writing.make_folder(out.parent)
-        return out, write_web_page(generator, files, out)
     writing.make_folder(out.parent)
     if fmt in ("onnx", "tflite"):
         return out, portable.write_portable(generator, fmt, out)

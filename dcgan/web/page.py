@@ -14,7 +14,7 @@ from dcgan.files import writing
 from dcgan.generation import portable
 from dcgan.generation.portable import Agreement
 from dcgan.models.loaded import LoadedGenerator
-from dcgan.web.runtime import LICENSE, VERSION, Runtime
+from dcgan.web.runtime import LICENSE, VERSION, Runtime, load_runtime
 
 PAGE_FILES = ("index.html", "app.js", "numpy-random.js")
 MODEL_FILE = "generator.onnx"
@@ -35,6 +35,18 @@ NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FO
 DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
 """
+
+
+def export_web_page(
+    generator: LoadedGenerator, out: Path, force: bool, archive: Path | None
+) -> Agreement:
+    """`export --format web`: everything checked (the extra, --out, the runtime archive)
+    before anything is written."""
+    portable.require_extra("web")
+    writing.refuse_existing([out], force)
+    runtime = load_runtime(archive)
+    writing.make_folder(out.parent)
+    return write_web_page(generator, runtime, out)
 
 
 def write_web_page(generator: LoadedGenerator, runtime: Runtime, out: Path) -> Agreement:
