@@ -25,6 +25,16 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(_threads))
 
+from dcgan.web import runtime as web_runtime  # noqa: E402  (imports no TensorFlow)
+
+# The onnxruntime-web archive scripts/test.sh fetched (python -m dcgan.web.runtime), found
+# before each test's KERAS_HOME is made private: the page tests use it, nothing downloads.
+WEB_RUNTIME = (
+    Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    / "onnxruntime-web"
+    / f"onnxruntime-web-{web_runtime.VERSION}.tgz"
+)
+
 
 @pytest.fixture(autouse=True)
 def _private_keras_cache(tmp_path_factory, monkeypatch):

@@ -42,6 +42,10 @@ Rules that keep it tiny (the only changes made to a command):
   to the workspace's `home/` (a quoted one stays as written, as in a shell).
 - `dcgan train --data FOLDER`: a FOLDER that is not there is made with 16 tiny pictures
   (the train rule above applies too).
+- `dcgan export --format web` without `--runtime`: `--runtime` the onnxruntime-web archive
+  scripts/test.sh fetched (conftest.WEB_RUNTIME), so nothing downloads.
+- `dcgan view FOLDER`: `--port 0` appended; the server answers one request, the harness's
+  own for the page, and stops (it would serve until Ctrl-C).
 - An example with an `Error:` line runs exactly as written.
 
 Commands run in README order through CliRunner in this process, with their environment
@@ -53,11 +57,13 @@ runs and to `dcgan evaluate`, whose FID takes a matrix square root of the random
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
 import shlex
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -67,7 +73,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import random_pixels, save_image
+from conftest import WEB_RUNTIME, random_pixels, save_image
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -322,7 +328,39 @@ def tiny_args(example: Example, home: Path | None = None) -> list[str]:
             pass  # not a number: the command refuses it as a user would see
     elif command == "evaluate":
         args += ["-n", str(MAX_COUNT)]
+    if command == "export" and "web" in args and "--runtime" not in args:
+        args += ["--runtime", str(WEB_RUNTIME)]
+    if command == "view" and "--port" not in args:
+        args += ["--port", "0"]
     return args
+
+
+@contextlib.contextmanager
+def one_request_server():
+    """`dcgan view` serves until Ctrl-C: here its server answers one request for its page,
+    made by the harness, and returns; the page must be the exported one."""
+    import http.server
+    import urllib.request
+
+    fetched = []
+
+    def serve_once(server, *args, **kwargs):
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        client = threading.Thread(
+            target=lambda: fetched.append(urllib.request.urlopen(url, timeout=30).read())
+        )
+        client.start()
+        server.handle_request()
+        client.join(timeout=30)
+        if not fetched or b'<script src="app.js">' not in fetched[0]:
+            raise AssertionError("dcgan view did not serve the exported page")
+
+    original = http.server.ThreadingHTTPServer.serve_forever
+    http.server.ThreadingHTTPServer.serve_forever = serve_once
+    try:
+        yield
+    finally:
+        http.server.ThreadingHTTPServer.serve_forever = original
 
 
 # ---------------------------------------------------------------------------- workspace
@@ -453,7 +491,9 @@ def run_examples(text: str, workspace: Path) -> tuple[list[str], list[str]]:
         make_inputs(args)
         env = dict(example.env)
         began = time.perf_counter()
-        result = runner.invoke(main, args, env=env, prog_name="dcgan")
+        serving = one_request_server() if args[:1] == ["view"] else contextlib.nullcontext()
+        with serving:
+            result = runner.invoke(main, args, env=env, prog_name="dcgan")
         seconds = time.perf_counter() - began
         why = check(example, result, workspace)
         ran.append(

@@ -19,18 +19,12 @@ import numpy as np
 import pytest
 from browser import CHROMIUM, Browser
 from click.testing import CliRunner
-from conftest import run_dirs, save_image, tiny_config, write_config
+from conftest import WEB_RUNTIME, run_dirs, save_image, tiny_config, write_config
 from PIL import Image
 
 from dcgan.cli import main
 from dcgan.web import runtime as web_runtime
 
-# The runtime scripts/test.sh fetched (KERAS_HOME is private to each test).
-RUNTIME = (
-    Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    / "onnxruntime-web"
-    / f"onnxruntime-web-{web_runtime.VERSION}.tgz"
-)
 NODE = shutil.which("node")
 ASSETS = Path(web_runtime.__file__).parent / "assets"
 # The page's bytes against `dcgan sample`'s PNGs: onnxruntime-web computes in float32 as
@@ -56,11 +50,9 @@ def error_line(result) -> str:
 
 @pytest.fixture(scope="module")
 def runtime_archive() -> Path:
-    if not RUNTIME.is_file():
-        pytest.fail(
-            f"{RUNTIME} is missing: scripts/test.sh fetches it (python -m dcgan.web.runtime)"
-        )
-    return RUNTIME
+    if not WEB_RUNTIME.is_file():
+        pytest.fail(f"{WEB_RUNTIME} is missing: scripts/test.sh fetches it (dcgan.web.runtime)")
+    return WEB_RUNTIME
 
 
 @pytest.fixture(scope="module")
