@@ -403,6 +403,33 @@ def test_the_exported_generator_takes_latents_and_class_indices(colour_run, tmp_
     np.testing.assert_allclose((images + 1) * 127.5, expected.astype(np.float32), atol=1.0)
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_onnx_and_tflite_take_latents_and_class_indices(colour_run, tmp_path, fmt):
+    out = tmp_path / f"g.{fmt}"
+    result = invoke("export", "--ckpt", colour_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "classes blue, green, red as class_index 0..2" in result.output
+    z = np.random.default_rng(3).standard_normal((3, 8)).astype(np.float32)
+    classes = np.array([0, 2, 1], np.int32)
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out))
+        names = [spec.name for spec in session.get_inputs()]
+        images = session.run(None, dict(zip(names, [z, classes], strict=True)))[0]
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        images = Interpreter(model_path=str(out)).get_signature_runner()(z=z, class_index=classes)
+        images = images["output_0"]
+    from dcgan.generation.loading import load_generator
+
+    expected = load_generator(colour_run).model([z, classes], training=False)
+    np.testing.assert_allclose(images, np.asarray(expected), atol=1e-5)
+    swapped = load_generator(colour_run).model([z, classes[::-1].copy()], training=False)
+    assert np.abs(images - np.asarray(swapped)).max() > 1e-3  # the class input matters
+
+
 # --- labels of the standard data sets, from files in their published formats ---------------
 
 
