@@ -189,6 +189,7 @@ def test_bad_ckpt_is_one_line_and_exit_2(tmp_path, command):
         (["interpolate", "--method", "cubic"], "Invalid value for '--method'"),
         (["interpolate", "--steps", "1"], "Invalid value for '--steps'"),
         (["export", "--format", "pt"], "Invalid value for '--format'"),
+        (["export", "--runtime", "x.tgz"], "Invalid value for --runtime: goes with --format web"),
     ],
 )
 def test_bad_options_exit_2(trained_run, args, expected):

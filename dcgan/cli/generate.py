@@ -297,6 +297,8 @@ def export(ckpt: Path, fmt: str, out: Path | None, runtime: Path | None, force: 
     from dcgan.generation.loading import load_generator
     from dcgan.web.page import export_web_page
 
+    if runtime is not None and fmt != "web":
+        raise click.BadParameter("goes with --format web only", param_hint="--runtime")
     with input_errors():
         generator = load_generator(ckpt)
         out = out or default_out(generator, "export") / FILE_NAMES[fmt]

@@ -6,6 +6,7 @@ runtime before it is kept: it must give the Keras generator's images within TOLE
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,9 @@ def write_portable(generator: LoadedGenerator, fmt: str, out: Path) -> Agreement
     expected = np.asarray(generator.model(inputs if len(inputs) > 1 else inputs[0]))
     keras_format, run = {"onnx": ("onnx", _run_onnx), "tflite": ("litert", _run_tflite)}[fmt]
     with writing.atomic_path(out) as tmp:
-        generator.model.export(tmp, format=keras_format, verbose=False)
+        with warnings.catch_warnings():  # tf2onnx's notes on numpy are not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            generator.model.export(tmp, format=keras_format, verbose=False)
         got = run(tmp, generator, inputs)
         agreement = Agreement(
             RUNTIME_NAMES[fmt], float(np.abs(got - expected).max()), TOLERANCE[fmt]
