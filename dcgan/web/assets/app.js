@@ -28,9 +28,10 @@ async function startRuntime() {
   return ort.InferenceSession.create(base64Bytes(generator.onnxBase64));
 }
 
-// Images in [-1, 1] -> bytes, as dcgan's imaging.to_uint8 (rint, then clip).
+// Images in [-1, 1] -> bytes, as dcgan's imaging.to_uint8: float32 arithmetic, rint (ties
+// to even), then clip.
 function toByte(value) {
-  const scaled = (value + 1) * 127.5;
+  const scaled = Math.fround(Math.fround(value + 1) * 127.5);
   const floor = Math.floor(scaled);
   const diff = scaled - floor;
   const rounded = diff > 0.5 || (diff === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
