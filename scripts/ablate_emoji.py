@@ -8,8 +8,9 @@ numbers (scripts/judge_emoji.py), dcgan's KID and copy rate, and a grid per row.
 `train` runs the rows (all of them without names) that have no finished run in --out yet,
 one after another, each as `dcgan train --data DATA --set ...` so that the rows get what a
 user gets; `table` judges every finished row and writes --out/grids/ROW.png (64 samples of
-seed 0) and --out/table.json. Every run tracks a moving average of G (EMA does not change
-training), so a row can read G's own weights or its average from the same run.
+seed 0), --out/table.json and --out/ablation.png (16 samples of every row, labelled). Every
+run tracks a moving average of G (EMA does not change training), so a row can read G's own
+weights or its average from the same run.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def table(data: Path, out: Path, count: int) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from judge_emoji import load_set, scores, split, train_judge
 
-    from dcgan.imaging import make_grid, save_png
+    from dcgan.imaging import label, make_grid, save_png
     from dcgan.metrics.evaluation import evaluate, generated_images, real_subset
     from dcgan.metrics.features import make_extractor
 
@@ -117,7 +118,7 @@ def table(data: Path, out: Path, count: int) -> list[dict]:
     extractor = make_extractor("auto", download=False)
     print(f"judge: held-out accuracy {judge.held_out_accuracy:.3f}; KID in {extractor.name}")
     (out / "grids").mkdir(parents=True, exist_ok=True)
-    results = []
+    results, strips = [], []
     for row in ROWS:
         run = find_run(out, row.run_name)
         if run is None:
@@ -126,12 +127,15 @@ def table(data: Path, out: Path, count: int) -> list[dict]:
         samples = generated_images(generator, count)
         judged = scores(judge, samples, images[trained])
         kid = evaluate(generator, real_subset(images, 5000), extractor, count)
-        save_png(make_grid(generated_images(generator, 64, seed=0), columns=8),
-                 out / "grids" / f"{row.key}.png")  # fmt: skip
+        shown = generated_images(generator, 64, seed=0)
+        save_png(make_grid(shown, columns=8), out / "grids" / f"{row.key}.png")
+        strips.append(label(make_grid(shown[:16], columns=8), row.title.strip()))
         results.append({"row": row.key, "title": row.title, "run": str(run)} | judged
                        | {"kid": kid["kid"], "kid_std": kid["kid_std"]})  # fmt: skip
         print(_line(results[-1]), flush=True)
     (out / "table.json").write_text(json.dumps(results, indent=2) + "\n")
+    if strips:
+        save_png(np.concatenate(strips), out / "ablation.png")
     return results
 
 
