@@ -215,11 +215,12 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @pytest.mark.parametrize(
-    "name", ["digits", "digits-conditional", "mnist", "cifar10", "stl10", "biked", "roses"]
+    "name",
+    ["digits", "digits-conditional", "mnist", "cifar10", "stl10", "biked", "roses", "emoji"],
 )
 def test_every_shipped_config_validates(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs name data/<set> relative to the working dir
-    for folder in ("data/biked", "data/roses", "data/stl10"):
+    for folder in ("data/biked", "data/roses", "data/stl10", "data/emoji"):
         (tmp_path / folder).mkdir(parents=True)
     config = load(CONFIGS / f"{name}.yaml")
     assert config.name == name
@@ -254,3 +255,16 @@ def test_scientific_notation_reads_as_a_number(tmp_path):
     config = load(write(tmp_path, "train:\n  g_lr: 1e-4\n  d_lr: 3E-4\n"))
     assert config.train.g_lr == pytest.approx(1e-4) and config.train.d_lr == pytest.approx(3e-4)
     assert load(None, ("train.g_lr=5e-5",)).train.g_lr == pytest.approx(5e-5)
+
+
+def test_the_emoji_config_holds_the_colour_preset(tmp_path, monkeypatch):
+    """configs/emoji.yaml and `train --data` on a small colour folder: the same winner."""
+    from dcgan.data.preset import COLOUR_SETTINGS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/emoji").mkdir(parents=True)
+    config = load(CONFIGS / "emoji.yaml")
+    for section, values in COLOUR_SETTINGS.items():
+        for key, value in values.items():
+            assert getattr(getattr(config, section), key) == value, (section, key)
+    assert config.train.diffaugment == [] and config.data.image_size == 64

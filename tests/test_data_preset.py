@@ -33,9 +33,18 @@ def test_wide_colour_folder_trains_at_its_own_aspect(tmp_path):
     assert data["source"] == "folder" and data["path"] == str(folder.absolute())
     assert config["name"] == "side-views"
     assert "data.image_size [32, 96] (height, width): wider than square" in told
-    # 6 images is small data: the tools against memorising are on, and said so.
+    # A small colour folder: the emoji ablation's winner, and why.
+    assert config["model"]["upsample"] == "resize" and config["model"]["ema"] == 0.99
+    assert config["train"]["augment"] == "ada" and config["train"]["ada_kimg"] == 100
+    assert config["train"]["diffaugment"] == []
+    assert "small colour folder (under 10,000 images): model.upsample resize" in told
+
+
+def test_a_small_gray_folder_gets_diffaugment_and_ema(tmp_path):
+    config, told = dry_run(make_folder(tmp_path, 6, (64, 64), "L"))
     assert config["train"]["diffaugment"] == ["color", "translation", "cutout"]
-    assert config["model"]["ema"] == 0.99
+    assert config["model"]["ema"] == 0.99 and config["train"]["augment"] == "none"
+    assert config["model"]["upsample"] == "transpose"
     assert "small data (under 2,000 images)" in told
 
 
@@ -43,6 +52,7 @@ def test_larger_colour_folders_get_diffaugment_and_gray_ones_train_plain(tmp_pat
     from dcgan.data import preset
 
     monkeypatch.setattr(preset, "SMALL_DATA", 4)  # 5 images count as a large folder here
+    monkeypatch.setattr(preset, "SMALL_COLOUR", 4)
     colour, told = dry_run(make_folder(tmp_path, 5, (64, 64, 3)))
     assert colour["train"]["diffaugment"] == ["color", "translation", "cutout"]
     assert colour["model"]["ema"] is None and "small data" not in told
