@@ -57,6 +57,7 @@ ROWS = [
     Row("ada", "+ ADA in place of DiffAugment (target 0.6)", (RESIZE, *ADA)),
     Row("xflip", "+ x-flip (mirrored copies)", (RESIZE, *ADA, XFLIP)),
     Row("sn-hinge", "+ spectral norm in D, hinge loss", (RESIZE, *ADA, XFLIP, *SN_HINGE)),
+    Row("sn-hinge-unflipped", "  the same without x-flip", (RESIZE, *ADA, *SN_HINGE)),
 ]  # fmt: skip
 
 
