@@ -272,3 +272,31 @@ def test_without_the_runtime_and_offline_the_export_says_how_to_get_it(tiny_run,
     line = error_line(invoke("export", "--ckpt", tiny_run, "--format", "web", "--out", out))
     assert "--format web needs onnxruntime-web 1.30.0, which is not at" in line
     assert "python -m dcgan.web.runtime" in line and not out.exists()
+
+
+class _Response:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, limit: int) -> bytes:
+        return self.data[:limit]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_the_download_is_kept_only_when_it_is_the_published_release(
+    runtime_archive, tmp_path, monkeypatch
+):
+    target = tmp_path / "cache" / "onnxruntime-web-1.30.0.tgz"
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _Response(b"tampered"))
+    with pytest.raises(web_runtime.DcganError, match="sha512 differs"):
+        web_runtime.fetch(target)
+    assert not target.exists()
+    release = runtime_archive.read_bytes()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _Response(release))
+    assert web_runtime.fetch(target) == target and target.read_bytes() == release
+    assert len(web_runtime.load_runtime(target).binary) > 1_000_000
