@@ -82,6 +82,33 @@ def four_step_run(_four_step_run, tmp_path_factory) -> Path:
     return copy_run(_four_step_run, tmp_path_factory.mktemp("four"))
 
 
+def invoke_checked(*args, code: int = 0):
+    """`dcgan ARGS` in this process: it must exit with code, and print no traceback."""
+    from dcgan.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def error_line(result, exit_code: int = 2) -> str:
+    """The one line a refused command prints (after click's usage lines, for an option)."""
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Usage: "):  # click's own usage error
+        lines = [line for line in lines[1:] if not line.startswith("Try '")]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke_checked as invoke
 from PIL import Image
 
-from dcgan.cli import main
 from dcgan.errors import DcganError
 from dcgan.generation.arithmetic import parse, result_latent
 from dcgan.models.latents import seed_latent
-
-
-def invoke(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 def test_terms_are_averaged_and_signed():

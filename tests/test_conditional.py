@@ -6,23 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
+from conftest import invoke_checked as invoke
 from conftest import run_dirs, save_image, tiny_config, write_config
 from PIL import Image
 
-from dcgan.cli import main
 from dcgan.config import Config, DataConfig, load
 from dcgan.data.classes import folder_classes, with_classes
 from dcgan.data.sources import load_labelled
 from dcgan.errors import ConfigError, DataError
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}
-
-
-def invoke(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def colour_folder(root, counts: dict[str, int]):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import pixels
 from PIL import Image
 
 from dcgan import imaging
@@ -24,11 +25,6 @@ def trained_run(tiny_run) -> Path:
 
 def invoke(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 def test_sample_writes_n_pngs_and_a_grid(trained_run, tmp_path):

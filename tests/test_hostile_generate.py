@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import snapshot
+from conftest import error_line, snapshot
 from PIL import Image
 
 from dcgan import imaging
@@ -52,18 +52,6 @@ def _finished_run_untouched(finished):
 
 def invoke(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(result, exit_code: int = 2) -> str:
-    """The one line a refused command prints (after click's usage lines, for an option)."""
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    if lines and lines[0].startswith("Usage: "):  # click's own usage error
-        lines = [line for line in lines[1:] if not line.startswith("Try '")]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: ")
-    return lines[0]
 
 
 def whole_pngs(folder: Path) -> list[str]:

@@ -7,26 +7,13 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
+from conftest import invoke_checked as invoke
+from conftest import pixels
 
-from dcgan.cli import main
 from dcgan.errors import DcganError
 from dcgan.storage.latent_files import LatentWriter, read_latents
 
 LATENT_DIM = 8  # tiny_config's
-
-
-def invoke(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 def test_a_latent_file_is_read_only_as_finite_float32_rows(tmp_path):

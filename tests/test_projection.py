@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import run_dirs, save_image, tiny_config, write_config
+from conftest import invoke_checked as invoke
+from conftest import pixels, run_dirs, save_image, tiny_config, write_config
 from PIL import Image
 
-from dcgan.cli import main
-
 PSNR_BOUND = 25.0  # dB, for an image the generator itself made
-
-
-def invoke(*args, code: int = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    return result
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from browser import CHROMIUM, Browser
 from click.testing import CliRunner
-from conftest import WEB_RUNTIME, run_dirs, save_image, tiny_config, write_config
+from conftest import WEB_RUNTIME, error_line, run_dirs, save_image, tiny_config, write_config
 from PIL import Image
 
 from dcgan.cli import main
@@ -39,13 +39,6 @@ needs_chromium = pytest.mark.skipif(
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
