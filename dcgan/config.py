@@ -181,10 +181,11 @@ class TrainConfig(_Section):
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
-    # ADA (Karras et al., 2020): every image D sees goes through x-flip, translation, colour
-    # and cutout, each with a probability p that follows the overfitting heuristic r_t (the
-    # mean sign of D's output on reals) towards ada_target, every ada_interval steps, by at
-    # most 1 per ada_kimg thousand images.
+    # ADA (Karras et al., 2020): every image D sees goes through x-flip, translation,
+    # brightness, saturation, contrast and cutout, each with a probability p that follows
+    # the overfitting heuristic r_t (the mean sign of D's output on reals, from its decision
+    # boundary) towards ada_target, every ada_interval steps, by at most 1 per ada_kimg
+    # thousand images.
     augment: Literal["none", "ada"] = "none"
     ada_target: float = Field(0.6, gt=0.0, lt=1.0)
     ada_interval: int = Field(4, ge=1)
@@ -320,6 +321,14 @@ def _check_augment(config: Config) -> None:
         raise _KeyError(
             "train.augment",
             "'ada' and train.diffaugment both augment what D sees: use one of them",
+        )
+    if config.train.augment == "ada" and config.train.loss == "wgan-gp":
+        # ADA reads D's overfitting from which side of its decision boundary the reals
+        # fall; a critic's scores have no such boundary.
+        raise _KeyError(
+            "train.augment",
+            "'ada' needs a loss with a decision boundary (bce, hinge, lsgan), and "
+            "train.loss 'wgan-gp' has none: use train.diffaugment with it",
         )
 
 
@@ -536,11 +545,26 @@ def load(
             raise ConfigError(f"--set {key}: cannot be changed when resuming a run")
         _set_dotted(raw, key, value)
         overridden.add(key)
+    if preset is not None:
+        _preset_augmentation_gives_way(raw, preset[1], overridden)
     try:
         config = Config.model_validate(raw, context={"check_data": check_data})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, raw, origin, overridden)) from None
     return _with_absolute_paths(config)
+
+
+def _preset_augmentation_gives_way(raw: dict, preset: dict, overridden: set[str]) -> None:
+    """The augmentation a user --sets replaces the one the preset picked (they cannot be
+    combined): DiffAugment replaces the preset's ADA, ADA the preset's DiffAugment."""
+    picked, train = preset.get("train", {}), raw.get("train", {})
+    if "train.diffaugment" in overridden and "train.augment" not in overridden:
+        for key in ("augment", "ada_kimg"):
+            if key in picked and f"train.{key}" not in overridden:
+                train.pop(key, None)
+    chose_ada = "train.augment" in overridden and "train.diffaugment" not in overridden
+    if chose_ada and "diffaugment" in picked:
+        train.pop("diffaugment", None)
 
 
 def _with_absolute_paths(config: Config) -> Config:

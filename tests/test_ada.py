@@ -20,16 +20,54 @@ def test_each_transformation_happens_with_probability_p():
 
     from dcgan.data.augment import ADA_PIPELINE, adaptive
 
-    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4000, 8, 8, 3)), tf.float32)
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4000, 16, 16, 3)), tf.float32)
     key = tf.constant([3, 4], tf.int64)
     np.testing.assert_array_equal(adaptive(images, 0.0, key).numpy(), images.numpy())
+    assert [name for name, _ in ADA_PIPELINE] == [
+        "xflip", "translation", "brightness", "saturation", "contrast", "cutout"
+    ]  # fmt: skip
     for p in (0.3, 0.7):
         out = adaptive(images, p, key).numpy()
         untouched = np.all(out == images.numpy(), axis=(1, 2, 3)).mean()
-        expected = (1 - p) ** len(ADA_PIPELINE)  # every transformation skipped
+        # Drawn with probability p, the flip mirrors half the images and the translation
+        # moves all but the 1 in 25 shifted by (0, 0) (up to 2 pixels each way at 16 px);
+        # the four others always change an image of random pixels.
+        expected = (1 - p / 2) * (1 - p * 24 / 25) * (1 - p) ** 4
         assert untouched == pytest.approx(expected, abs=0.02), (p, untouched)
     everything = adaptive(images, 1.0, key).numpy()
     assert not np.any(np.all(everything == images.numpy(), axis=(1, 2, 3)))
+
+
+def test_at_p_one_half_the_images_are_mirrored_so_d_still_sees_which_way_round():
+    import tensorflow as tf
+
+    from dcgan.data.augment import xflip
+
+    images = np.random.default_rng(1).uniform(-1, 1, (4000, 4, 4, 1)).astype(np.float32)
+    out = xflip(tf.constant(images), tf.constant([5, 6], tf.int64)).numpy()
+    mirrored = np.all(out == images[:, :, ::-1], axis=(1, 2, 3))
+    kept = np.all(out == images, axis=(1, 2, 3))
+    assert np.all(mirrored | kept)
+    # Through adaptive at probability p, an image is mirrored with probability p / 2, and
+    # the data's left-right asymmetry reaches D scaled by 1 - p: never cancelled below 1.
+    assert mirrored.mean() == pytest.approx(0.5, abs=0.03)
+
+
+def test_ada_translation_fills_with_the_mirror_of_the_edge():
+    import tensorflow as tf
+
+    from dcgan.data.augment import reflected_translation
+
+    row = np.arange(16, dtype=np.float32)
+    images = np.broadcast_to(row[None, None, :, None], (256, 16, 16, 1)).copy()
+    out = reflected_translation(tf.constant(images), tf.constant([7, 8], tf.int64)).numpy()
+    shifts = out[:, 0, 8, 0] - 8  # column 8 reads column 8 - dx
+    assert set(shifts.astype(int)) == {-2, -1, 0, 1, 2}  # up to 16 / 8 each way
+    for image, shift in zip(out[..., 0], shifts.astype(int), strict=True):
+        source = np.arange(16) + shift
+        source = np.where(source < 0, -source, source)
+        source = np.where(source > 15, 30 - source, source)  # 16 -> 14, 17 -> 13
+        np.testing.assert_array_equal(image[0], source)  # no zeros: the edge mirrored
 
 
 def test_the_controller_moves_p_by_the_sign_of_r_t_minus_the_target():
@@ -43,9 +81,9 @@ def test_the_controller_moves_p_by_the_sign_of_r_t_minus_the_target():
     )  # fmt: skip
     gan = build_gan(config)  # p moves by (images seen) / 10 at every second step
 
-    def step(number, signs):
+    def step(number, *outputs):
         gan.step.assign(number)
-        gan._adapt(tf.constant(signs, tf.float32)[:, None])
+        gan._adapt([tf.constant(out, tf.float32)[:, None] for out in outputs])
         return [round(float(v), 6) for v in gan.ada_state.numpy()]
 
     assert step(1, [1, 1, 1, -1]) == [0.0, 2.0, 4.0]  # gathering: r_t so far 0.5
@@ -53,9 +91,31 @@ def test_the_controller_moves_p_by_the_sign_of_r_t_minus_the_target():
     assert step(3, [-1, -1, 1, -1]) == [0.8, -2.0, 4.0]
     assert step(4, [-1, 1, -1, -1]) == [0.0, 0.0, 0.0]  # r_t -0.5 < 0.6: down 0.8, floor 0
     assert step(6, [1] * 4) == [0.4, 0.0, 0.0]
-    for n in range(8, 40, 2):
-        step(n, [1] * 4)
+    # With train.d_steps 2, the reals of both D updates count: 8 images, p up 0.8.
+    assert step(8, [1] * 4, [3, 2, 1, -1]) == [1.0, 0.0, 0.0]
     assert float(gan.ada_p) == 1.0  # at most 1
+
+
+def test_r_t_counts_reals_from_the_loss_s_decision_boundary():
+    import tensorflow as tf
+
+    from dcgan.training.loop import build_gan
+
+    config = Config.model_validate(
+        {"data": {"image_size": 16}, "model": {"g_width": 4, "d_width": 4, "latent_dim": 4},
+         "train": {"augment": "ada", "ada_interval": 4, "loss": "lsgan"}}
+    )  # fmt: skip
+    gan = build_gan(config)
+    gan.step.assign(1)
+    # LSGAN's D calls 1 real and 0 fake: 0.7 and 0.9 read real, 0.2 and 0.4 fake.
+    gan._adapt([tf.constant([[0.7], [0.9], [0.2], [0.4]], tf.float32)])
+    assert [float(v) for v in gan.ada_state.numpy()] == [0.0, 0.0, 4.0]
+
+
+def test_ada_needs_a_loss_with_a_decision_boundary(tmp_path):
+    raw = {"model": {"d_norm": "layer"}, "train": {"augment": "ada", "loss": "wgan-gp"}}
+    with pytest.raises(ConfigError, match="train.loss 'wgan-gp' has none: use train.diffaugment"):
+        load(write_config(tmp_path, raw))
 
 
 def test_ada_and_diffaugment_are_one_or_the_other(tmp_path):
@@ -86,3 +146,19 @@ def test_a_run_logs_p_plots_it_shows_what_d_sees_and_resumes_it(tmp_path):
     result = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "train.steps=8"])
     assert result.exit_code == 0, result.output
     assert len(read_metrics(run / "metrics.csv")) == 4
+
+
+def test_with_several_d_updates_a_step_counts_the_reals_of_every_one(tmp_path):
+    # p moves at step 3; step 4 then gathers the signs of both D updates' 8 reals.
+    config = tiny_config(
+        tmp_path, train={"steps": 4, "augment": "ada", "ada_interval": 3, "d_steps": 2}
+    )
+    result = CliRunner().invoke(main, ["train", "--config", str(write_config(tmp_path, config))])
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    from dcgan.storage.checkpoints import checkpoint_values, latest_checkpoint
+
+    step, path = latest_checkpoint(run / "checkpoints")
+    state = next(v for name, v in checkpoint_values(path).items() if name.startswith("ada_state"))
+    assert step == 4 and float(state[2]) == 16.0
+    assert abs(float(state[1])) <= 16.0 and float(state[1]) % 2 == 0  # a sum of 16 signs

@@ -9,20 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan.config import Config
-from dcgan.data.augment import adaptive, diff_augment
+from dcgan.data.augment import AdaController, adaptive, diff_augment
 from dcgan.models.losses import Loss, NonSaturating, make_loss
 from dcgan.storage.metrics_file import METRIC_NAMES
-
-
-@dataclass(frozen=True)
-class AdaSettings:
-    """ADA's controller (Karras et al., 2020): every `interval` steps, p moves by
-    sign(r_t - target) * (images seen) / images_to_one, where r_t is the mean sign of D's
-    output on the real images of those steps."""
-
-    target: float = 0.6
-    interval: int = 4
-    images_to_one: float = 500_000.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +25,7 @@ class Objective:
     # Weight of the mode-seeking term (Mao et al., 2019): G is rewarded when two latents of
     # the same class give images as far apart as the latents are. 0: off.
     mode_seeking: float = 0.0
-    ada: AdaSettings | None = None  # adaptive augmentation (train.augment: ada)
+    ada: AdaController | None = None  # adaptive augmentation (train.augment: ada)
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
@@ -59,7 +48,7 @@ def objective_for(config: Config) -> Objective:
         augment=tuple(train.diffaugment),
         mode_seeking=train.mode_seeking,
         ada=(
-            AdaSettings(train.ada_target, train.ada_interval, train.ada_kimg * 1000)
+            AdaController(train.ada_target, train.ada_interval, train.ada_kimg * 1000)
             if train.augment == "ada"
             else None
         ),
@@ -274,10 +263,13 @@ class DCGAN(keras.Model):
         real_batch, classes = real_batch if self.conditional else (real_batch, None)
         batch_size = tf.shape(real_batch)[0]
         g_vars = self.generator.trainable_variables
+        real_outs = []  # D's outputs on the reals of every update, for ADA's r_t
         for extra, batch in enumerate(extra_batches, start=1):
             reals, batch_classes = batch if self.conditional else (batch, None)
             fakes = self._fakes(self._latents(batch_size, (extra,)), batch_classes)
-            self._d_update(reals, tf.stop_gradient(fakes), extra, batch_classes)
+            real_outs.append(
+                self._d_update(reals, tf.stop_gradient(fakes), extra, batch_classes)[1]
+            )
 
         # One batch of fakes serves the last D update and the G update (as in PyTorch's
         # DCGAN example): G's forward pass is kept on g_tape while D steps on a detached
@@ -306,7 +298,7 @@ class DCGAN(keras.Model):
 
         self.step.assign_add(1)
         if self.objective.ada:
-            self._adapt(real_out)
+            self._adapt([*real_outs, real_out])
         self.divergence.watch(self.step.value, d_loss, g_loss)
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
@@ -324,26 +316,28 @@ class DCGAN(keras.Model):
     def ada_p(self) -> tf.Tensor:
         return self.ada_state[0]
 
-    def _adapt(self, real_out) -> None:
-        """ADA's heuristic, in the graph: gather the signs of D's outputs on reals (over
-        every replica), and every interval steps move p towards the target and start
-        again."""
-        settings = self.objective.ada
+    def _adapt(self, real_outs: list) -> None:
+        """ADA's heuristic, in the graph: the signs of D's outputs on this step's reals,
+        measured from the loss's decision boundary and gathered over every replica, move p
+        (data.augment.AdaController)."""
+        boundary = self.objective.loss.decision
         signs = tf.stack(
             [
-                tf.reduce_sum(tf.sign(tf.cast(real_out, tf.float32))),
-                tf.cast(tf.size(real_out), tf.float32),
+                tf.add_n(
+                    [
+                        tf.reduce_sum(tf.sign(tf.cast(out, tf.float32) - boundary))
+                        for out in real_outs
+                    ]
+                ),
+                tf.add_n([tf.cast(tf.size(out), tf.float32) for out in real_outs]),
             ]
         )
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             signs = context.all_reduce(tf.distribute.ReduceOp.SUM, signs)
-        p, total, seen = tf.unstack(self.ada_state.value)
-        total, seen = total + signs[0], seen + signs[1]
-        due = tf.equal(self.step.value % settings.interval, 0)
-        moved = p + tf.sign(total / seen - settings.target) * seen / settings.images_to_one
-        p = tf.where(due, tf.clip_by_value(moved, 0.0, 1.0), p)
-        self.ada_state.assign(tf.stack([p, tf.where(due, 0.0, total), tf.where(due, 0.0, seen)]))
+        self.ada_state.assign(
+            self.objective.ada.advance(self.ada_state.value, signs, self.step.value)
+        )
 
     def _update_ema(self):
         # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): the average
