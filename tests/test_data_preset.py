@@ -92,6 +92,26 @@ def test_set_overrides_the_preset(tmp_path):
     assert config["data"]["image_size"] == 32 and config["model"]["ema"] is None
 
 
+def test_the_augmentation_set_by_the_user_replaces_the_preset_s(tmp_path, monkeypatch):
+    colour = make_folder(tmp_path, 5, (64, 64, 3))
+    config, _ = dry_run(colour, "--set", "train.diffaugment=[color, cutout]")
+    assert config["train"]["diffaugment"] == ["color", "cutout"]
+    assert config["train"]["augment"] == "none" and config["train"]["ada_kimg"] == 500
+    config, _ = dry_run(colour, "--set", "train.augment=none")
+    assert config["train"]["augment"] == "none" and config["train"]["diffaugment"] == []
+    gray = make_folder(tmp_path, 5, (64, 64), "L", name="gray")
+    config, _ = dry_run(gray, "--set", "train.augment=ada")
+    assert config["train"]["augment"] == "ada" and config["train"]["diffaugment"] == []
+    # Both at once, the user's own contradiction, is still one line naming them.
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(colour), "--dry-run", "--set", "train.augment=ada",
+         "--set", "train.diffaugment=[color]"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "train.augment: 'ada' and train.diffaugment both augment" in result.output
+
+
 def test_the_run_keeps_the_settings_to_edit_and_train_again(tmp_path, monkeypatch):
     folder = make_folder(tmp_path, 6, (24, 48, 3))
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import run_dirs, tiny_config, write_config
+from conftest import error_line, run_dirs, tiny_config, write_config
 
 from dcgan.cli import main
 from dcgan.config import load
@@ -69,6 +69,25 @@ def test_freeze_d_keeps_the_first_blocks_of_d(tiny_run, tmp_path):
     assert any(not np.array_equal(tuned[name], source[name]) for name in later)
 
 
+def test_freeze_d_freezes_convolutions_and_batchnorm_still_normalises_by_the_batch():
+    from dcgan.config import Config
+    from dcgan.models.networks import build_discriminator, freeze_blocks
+
+    config = Config.model_validate({"data": {"image_size": 32}, "model": {"d_width": 4}})
+    discriminator = build_discriminator(config)
+    freeze_blocks(discriminator, 2)
+    assert {layer.name for layer in discriminator.layers if not layer.trainable} == {
+        "down1",
+        "down2",
+    }
+    # A batch of mean 5 and spread 2 comes out of the frozen block's BatchNorm at mean 0
+    # and spread 1 (its scale 1 and offset 0): the batch's moments, not the moving ones.
+    norm = discriminator.get_layer("down2_norm")
+    batch = np.random.default_rng(0).normal(5.0, 2.0, (64, 8, 8, 8)).astype("float32")
+    out = np.asarray(norm(batch, training=True))
+    assert abs(out.mean()) < 0.01 and out.std() == pytest.approx(1.0, abs=0.01)
+
+
 def test_a_run_that_does_not_fit_is_one_line(tiny_run, tmp_path):
     root = tmp_path / "wide"
     root.mkdir()
@@ -90,3 +109,17 @@ def test_freeze_d_cannot_freeze_all_of_d_nor_go_without_a_start(tmp_path):
     raw["train"] = {"freeze_d": 1}
     with pytest.raises(ConfigError, match="train.freeze_d: applies with train.init_from"):
         load(write_config(tmp_path, raw))
+
+
+def test_a_start_that_is_not_there_is_told_before_training_starts(tmp_path):
+    config = write_config(tmp_path, tiny_config(tmp_path))
+    for source, why in (
+        (tmp_path / "gone", "no such folder"),
+        (tmp_path, "not a run with a checkpoint, nor a checkpoint folder"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            ["train", "--config", str(config), "--dry-run", "--set", f"train.init_from={source}"],
+        )
+        assert result.exit_code == 2, result.output
+        assert error_line(result) == f"Error: train.init_from {source}: {why}"

@@ -86,6 +86,8 @@ def train(
             run = None
             preset = _folder_preset(data_path) if data_path is not None else None
             config = config_module.load(config_path, overrides, preset=preset)
+            if config.train.init_from is not None:  # before TensorFlow starts
+                run_folder.check_start_from(config.train.init_from)
         # A conditional run's classes, before TensorFlow starts: a folder that cannot give
         # them is one line, and --dry-run shows them.
         config = with_classes(config)

@@ -42,11 +42,13 @@ def build_discriminator(
 
 
 def freeze_blocks(discriminator: keras.Model, count: int) -> None:
-    """Freeze-D (Mo et al., 2020): D's first count stride-2 blocks (their convolution and
-    normalisation) stop training, keeping the features a run started from had learned."""
+    """Freeze-D (Mo et al., 2020): the convolutions of D's first count stride-2 blocks stop
+    training, keeping the features a run started from had learned. Their BatchNorm keeps
+    normalising by the batch and learning its scale and offset: a frozen Keras BatchNorm
+    would switch to the moving statistics of the other run's data."""
     for i in range(1, count + 1):
         for layer in discriminator.layers:
-            if layer.name in (f"down{i}", f"down{i}_sn", f"down{i}_norm"):
+            if layer.name in (f"down{i}", f"down{i}_sn"):
                 layer.trainable = False
 
 

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcgan.errors import RunDirError, require_utf8
+from dcgan.errors import ConfigError, RunDirError, require_utf8
 from dcgan.files import writing
 from dcgan.files.writing import refused_link
-from dcgan.storage.checkpoints import latest_checkpoint
+from dcgan.storage.checkpoints import CHECKPOINT_PREFIX, latest_checkpoint
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
@@ -195,3 +195,25 @@ def remove_stale_temporaries(run: RunDir) -> int:
                     entry.unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+def checkpoint_to_start_from(source: Path) -> Path | None:
+    """source itself when it is a checkpoint folder, else the newest checkpoint of the run
+    folder source; None when it is neither (train.init_from)."""
+    if (source / f"{CHECKPOINT_PREFIX}.index").is_file():
+        return source
+    latest = latest_checkpoint(RunDir(source).checkpoints) if source.is_dir() else None
+    return latest[1] if latest is not None else None
+
+
+def check_start_from(source: Path) -> Path:
+    """The checkpoint of train.init_from, or a ConfigError saying why there is none."""
+    checkpoint = checkpoint_to_start_from(source)
+    if checkpoint is not None:
+        return checkpoint
+    why = (
+        "no such folder"
+        if not source.exists()
+        else "not a run with a checkpoint, nor a checkpoint folder"
+    )
+    raise ConfigError(f"train.init_from {source}: {why}")

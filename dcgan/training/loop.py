@@ -50,7 +50,7 @@ from dcgan.models.networks import (
 )
 from dcgan.storage import checkpoints, lock, metrics_file, run_folder
 from dcgan.storage.fixed_noise import draw_fixed_noise, kept_fixed_noise
-from dcgan.storage.run_folder import RunDir
+from dcgan.storage.run_folder import RunDir, check_start_from
 from dcgan.training import callbacks
 from dcgan.training.execution import Execution, plan, step_flops, steps_per_execution
 from dcgan.training.writer import BackgroundWriter
@@ -264,13 +264,7 @@ def _start_from(gan: DCGAN, source: Path) -> None:
     """G's and D's weights from another run's newest checkpoint (or a checkpoint folder);
     the optimizers and the step start afresh, and G's moving average starts at G."""
     where = f"train.init_from {source}"
-    if (source / f"{checkpoints.CHECKPOINT_PREFIX}.index").is_file():
-        checkpoint = source
-    else:
-        latest = checkpoints.latest_checkpoint(RunDir(source).checkpoints)
-        if not source.is_dir() or latest is None:
-            raise ConfigError(f"{where}: not a run with a checkpoint, nor a checkpoint folder")
-        checkpoint = latest[1]
+    checkpoint = check_start_from(source)
     try:
         checkpoints.restore_checkpoint(
             {"generator": gan.generator, "discriminator": gan.discriminator}, checkpoint
