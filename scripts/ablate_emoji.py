@@ -32,7 +32,7 @@ EMA = 0.99  # about 100 steps: a window that fits a 2,000-step budget
 class Row:
     key: str  # the run's name in --out
     title: str
-    overrides: tuple[str, ...]  # on top of the --data preset for the folder
+    overrides: tuple[str, ...]  # --set, in order (a later one wins)
     weights: str = "ema"  # "ema": the moving average; "raw": G's own weights
     run: str | None = None  # another row's run, read with other weights
 
@@ -41,23 +41,36 @@ class Row:
         return self.run or self.key
 
 
-DIFFAUGMENT_OFF = "train.diffaugment=[]"
+# Every row sets each thing the ablation varies, so that it trains the same whatever
+# `--data` picks for the folder today (the preset is what the ablation chose).
+PAPER = (
+    "model.upsample=transpose",
+    "train.augment=none",
+    "train.diffaugment=[]",
+    "data.xflip=false",
+    "model.d_spectral_norm=false",
+    "train.loss=bce",
+)
+DIFFAUGMENT = "train.diffaugment=[color,translation,cutout]"
 RESIZE = "model.upsample=resize"
-ADA = ("train.augment=ada", DIFFAUGMENT_OFF, "train.ada_kimg=100")
+ADA = ("train.augment=ada", "train.diffaugment=[]", "train.ada_kimg=100")
 XFLIP = "data.xflip=true"
 SN_HINGE = ("model.d_spectral_norm=true", "train.loss=hinge")
 
 ROWS = [
-    Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)",
-        (DIFFAUGMENT_OFF,), weights="raw"),
-    Row("roses", f"roses settings (DiffAugment colour, translation, cutout; EMA {EMA})", ()),
-    Row("resize", "+ resize upsampling (nearest, then a 3x3 convolution)", (RESIZE,)),
-    Row("resize-raw", "  the same run without EMA (G's own weights)", (RESIZE,),
+    Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)", PAPER,
+        weights="raw"),
+    Row("roses", f"roses settings (DiffAugment colour, translation, cutout; EMA {EMA})",
+        (*PAPER, DIFFAUGMENT)),
+    Row("resize", "+ resize upsampling (nearest, then a 3x3 convolution)",
+        (*PAPER, DIFFAUGMENT, RESIZE)),
+    Row("resize-raw", "  the same run without EMA (G's own weights)", (),
         weights="raw", run="resize"),
-    Row("ada", "+ ADA in place of DiffAugment (target 0.6)", (RESIZE, *ADA)),
-    Row("xflip", "+ x-flip (mirrored copies)", (RESIZE, *ADA, XFLIP)),
-    Row("sn-hinge", "+ spectral norm in D, hinge loss", (RESIZE, *ADA, XFLIP, *SN_HINGE)),
-    Row("sn-hinge-unflipped", "  the same without x-flip", (RESIZE, *ADA, *SN_HINGE)),
+    Row("ada", "+ ADA in place of DiffAugment (target 0.6)", (*PAPER, RESIZE, *ADA)),
+    Row("xflip", "+ x-flip (mirrored copies)", (*PAPER, RESIZE, *ADA, XFLIP)),
+    Row("sn-hinge", "+ spectral norm in D, hinge loss",
+        (*PAPER, RESIZE, *ADA, XFLIP, *SN_HINGE)),
+    Row("sn-hinge-unflipped", "  the same without x-flip", (*PAPER, RESIZE, *ADA, *SN_HINGE)),
 ]  # fmt: skip
 
 

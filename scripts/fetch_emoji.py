@@ -30,6 +30,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from dcgan.errors import DcganError
+from dcgan.files.writing import atomic_path, check_folder, make_folder
+
 PACKAGE = "emoji-datasource-twitter"
 VERSION = "16.0.0"
 TARBALL_URL = f"https://registry.npmjs.org/{PACKAGE}/-/{PACKAGE}-{VERSION}.tgz"
@@ -57,13 +60,13 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="write into a non-empty OUT")
     args = parser.parse_args()
     try:
-        if args.out.exists() and any(args.out.iterdir()) and not args.force:
+        if check_folder(args.out) and any(args.out.iterdir()) and not args.force:
             raise FetchError(f"{args.out}: not empty (use --force to write into it)")
         with tempfile.TemporaryDirectory() as scratch:
             tarball = args.tarball or download(Path(scratch) / "emoji.tgz")
             verify(tarball)
             counts = lay_out(tarball, args.out)
-    except FetchError as exc:
+    except (FetchError, DcganError) as exc:
         sys.exit(f"fetch_emoji: {exc}")
     total = sum(counts.values())
     print(f"wrote {total} images of {SIZE}x{SIZE} RGB to {args.out}:")
@@ -112,8 +115,11 @@ def lay_out(tarball: Path, out: Path) -> Counter:
         if data is None or category in LEFT_OUT:
             continue
         folder = out / slug(category)
-        folder.mkdir(parents=True, exist_ok=True)
-        on_white(data, name).save(folder / name, format="PNG")
+        make_folder(folder)
+        # Written beside and renamed into place: a link already at that name is replaced,
+        # never written through.
+        with atomic_path(folder / name) as written:
+            on_white(data, name).save(written, format="PNG")
         counts[slug(category)] += 1
     if not counts:
         raise FetchError(f"{tarball}: no emoji image of {IMAGE_DIR} is listed in emoji.json")

@@ -143,9 +143,12 @@ def test_a_run_logs_p_plots_it_shows_what_d_sees_and_resumes_it(tmp_path):
     saved = checkpoint_values(latest_checkpoint(run / "checkpoints")[1])
     state = next(v for name, v in saved.items() if name.startswith("ada_state"))
     assert float(state[0]) == pytest.approx(ps[-1], abs=1e-6)  # p is kept for a resume
+    at_step_6 = (run / "augment.png").read_bytes()
     result = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "train.steps=8"])
     assert result.exit_code == 0, result.output
     assert len(read_metrics(run / "metrics.csv")) == 4
+    # Step 8 is no multiple of sample_every (3): the run's end still shows what D saw last.
+    assert (run / "augment.png").read_bytes() != at_step_6
 
 
 def test_with_several_d_updates_a_step_counts_the_reals_of_every_one(tmp_path):

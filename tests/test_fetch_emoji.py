@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -99,3 +101,24 @@ def test_oversized_members_and_junk_are_one_line(fetch, tmp_path):
     empty = archive(tmp_path / "empty.tgz", {"package/README.md": b"hi"})
     with pytest.raises(fetch.FetchError, match="has no package/emoji.json"):
         fetch.lay_out(empty, tmp_path / "out")
+
+
+def test_out_is_written_without_following_links_and_a_file_in_its_place_is_one_line(
+    fetch, tmp_path
+):
+    out = tmp_path / "out"
+    (out / "smileys-and-emotion").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("keep me")
+    (out / "smileys-and-emotion" / "1f600.png").symlink_to(elsewhere)
+    fetch.lay_out(package(tmp_path), out)
+    assert elsewhere.read_text() == "keep me"
+    assert not (out / "smileys-and-emotion" / "1f600.png").is_symlink()
+    (tmp_path / "a file").write_text("")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "a file"), "--tarball", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"fetch_emoji: {tmp_path / 'a file'}: is a file, not a folder"

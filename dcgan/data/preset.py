@@ -31,7 +31,7 @@ SMALL_DATA = 2000  # fewer gray images than this: DiffAugment and EMA (README's 
 SMALL_COLOUR = 10_000  # fewer colour images than this: COLOUR_SETTINGS
 # What README's ablation on 3,781 emoji (2,000 steps, batch 64) found worth having: resize
 # upsampling, ADA and a moving average of G (70% lower Fréchet than the roses settings).
-# x-flip and spectral norm with hinge moved it less than one seed's noise, either way.
+# x-flip and spectral norm with hinge moved it both ways from row to row: not ranked.
 COLOUR_SETTINGS = {
     "model": {"upsample": "resize", "ema": 0.99},
     "train": {"augment": "ada", "ada_kimg": 100},

@@ -167,7 +167,6 @@ class SampleGrids(Periodic):
         real_diversity: float | None = None,
         writer: BackgroundWriter | None = None,
         num_classes: int | None = None,
-        real_images: np.ndarray | None = None,
     ):
         """With real_diversity, each grid also reports to training.monitors the diversity
         of the fixed noise's images relative to real images."""
@@ -180,10 +179,6 @@ class SampleGrids(Periodic):
         else:
             self.inputs = tf.constant(noise)
         self.run, self.tensorboard = training.run, tensorboard
-        # With ADA: real images as D sees them at the current p, beside each grid.
-        self.real_images = None
-        if real_images is not None:
-            self.real_images = tf.constant(imaging.from_uint8(real_images[:ADA_PREVIEW]))
         self.generator, self.monitors = training.generator, training.monitors
         self.real_diversity = real_diversity
         self.last_written: int | None = None
@@ -195,18 +190,7 @@ class SampleGrids(Periodic):
             self.monitors.report(step, "diversity", diversity)
         path = self.run.sample_path(step)
         self.submit(lambda: self._save(pixels, step, path))
-        objective = getattr(self.model, "objective", None)
-        if self.real_images is not None and objective is not None and objective.ada:
-            p = self.model.ada_p
-            key = tf.constant([step, 7], tf.int64)
-            seen = adaptive(self.real_images, p, key)
-            self.submit(lambda: self._save_preview(seen, step, p))
         self.last_written = step
-
-    def _save_preview(self, seen: tf.Tensor, step: int, p: tf.Tensor) -> None:
-        grid = imaging.make_grid(imaging.to_uint8(np.asarray(seen)))
-        imaging.save_png(imaging.label(grid, f"step {step}: p = {float(p):.3f}"),
-                         self.run.augment_preview)  # fmt: skip
 
     def _save(self, pixels: tf.Tensor, step: int, path: Path) -> None:
         grid = imaging.make_grid(imaging.to_uint8(np.asarray(pixels)), self.columns)
@@ -226,6 +210,38 @@ class SampleGrids(Periodic):
         step = self.model_step()
         if self.last_written != step and not self.run.sample_path(step).exists():
             self.write(step)
+
+
+class AugmentPreview(Periodic):
+    """With ADA: augment.png, real images as D sees them at the current p, every `every`
+    steps (with the sample grids). The augmentation runs here, on the device; the PNG is
+    written by the background writer."""
+
+    def __init__(
+        self,
+        training: Training,
+        real_images: np.ndarray,
+        every: int,
+        writer: BackgroundWriter | None = None,
+    ):
+        super().__init__(every, training.start_step, writer)
+        self.run = training.run
+        self.real_images = tf.constant(imaging.from_uint8(real_images[:ADA_PREVIEW]))
+
+    def at_step(self, step: int) -> None:
+        p = self.model.ada_p
+        seen = adaptive(self.real_images, p, tf.constant([step, 7], tf.int64))
+        self.submit(lambda: self._save(seen, step, p))
+
+    def on_train_end(self, logs=None):
+        step = self.model_step()
+        if not self.due(step):  # what D saw last, also when no grid step was reached
+            self.at_step(step)
+
+    def _save(self, seen: tf.Tensor, step: int, p: tf.Tensor) -> None:
+        grid = imaging.make_grid(imaging.to_uint8(np.asarray(seen)))
+        imaging.save_png(imaging.label(grid, f"step {step}: p = {float(p):.3f}"),
+                         self.run.augment_preview)  # fmt: skip
 
 
 @tf.function(reduce_retracing=True)

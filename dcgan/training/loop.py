@@ -458,9 +458,12 @@ def _side_effects(
             real_diversity=scores.mean_pairwise_distance(imaging.from_uint8(real_sample)),
             writer=writer,
             num_classes=len(config.data.classes) if config.model.conditional else None,
-            real_images=real_sample if config.train.augment == "ada" else None,
         ),
     ]
+    if config.train.augment == "ada":
+        side_effects.append(
+            callbacks.AugmentPreview(training, real_sample, out.sample_every, writer=writer)
+        )
     if session.extractor is not None:
         side_effects.append(callbacks.Evaluation(training, config.eval, images, session.extractor))
     side_effects += [
