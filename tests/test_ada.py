@@ -124,24 +124,34 @@ def test_ada_and_diffaugment_are_one_or_the_other(tmp_path):
         load(write_config(tmp_path, raw))
 
 
-def test_a_run_logs_p_plots_it_shows_what_d_sees_and_resumes_it(tmp_path):
-    # p moves at every step by 8 / 50, up while D calls more than 60% of reals real.
-    config = tiny_config(
-        tmp_path, train={"steps": 6, "augment": "ada", "ada_kimg": 0.05, "ada_interval": 1}
-    )
+def train_with_ada(tmp_path, **train):
+    """The run of a tiny config trained with ADA and `train` on top."""
+    config = tiny_config(tmp_path, train={"augment": "ada", **train})
     result = CliRunner().invoke(main, ["train", "--config", str(write_config(tmp_path, config))])
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(tmp_path)
+    return run
+
+
+def saved_ada_state(run):
+    """(step, ADA's state: p, sum of signs, images counted) of the run's last checkpoint."""
+    from dcgan.storage.checkpoints import checkpoint_values, latest_checkpoint
+
+    step, path = latest_checkpoint(run / "checkpoints")
+    state = next(v for name, v in checkpoint_values(path).items() if name.startswith("ada_state"))
+    return step, state
+
+
+def test_a_run_logs_p_plots_it_shows_what_d_sees_and_resumes_it(tmp_path):
+    # p moves at every step by 8 / 50, up while D calls more than 60% of reals real.
+    run = train_with_ada(tmp_path, steps=6, ada_kimg=0.05, ada_interval=1)
     rows = read_metrics(run / "metrics.csv")
     ps = [float(row["ada_p"]) for row in rows]
     # Where p went depends on D's first steps; the controller's arithmetic is tested above.
     assert len(ps) == 3 and all(0.0 <= p <= 1.0 for p in ps)
     assert (run / "augment.png").is_file() and (run / "losses.png").is_file()
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["augment"] == "ada"
-    from dcgan.storage.checkpoints import checkpoint_values, latest_checkpoint
-
-    saved = checkpoint_values(latest_checkpoint(run / "checkpoints")[1])
-    state = next(v for name, v in saved.items() if name.startswith("ada_state"))
+    _, state = saved_ada_state(run)
     assert float(state[0]) == pytest.approx(ps[-1], abs=1e-6)  # p is kept for a resume
     at_step_6 = (run / "augment.png").read_bytes()
     result = CliRunner().invoke(main, ["train", "--resume", str(run), "--set", "train.steps=8"])
@@ -153,15 +163,7 @@ def test_a_run_logs_p_plots_it_shows_what_d_sees_and_resumes_it(tmp_path):
 
 def test_with_several_d_updates_a_step_counts_the_reals_of_every_one(tmp_path):
     # p moves at step 3; step 4 then gathers the signs of both D updates' 8 reals.
-    config = tiny_config(
-        tmp_path, train={"steps": 4, "augment": "ada", "ada_interval": 3, "d_steps": 2}
-    )
-    result = CliRunner().invoke(main, ["train", "--config", str(write_config(tmp_path, config))])
-    assert result.exit_code == 0, result.output
-    (run,) = run_dirs(tmp_path)
-    from dcgan.storage.checkpoints import checkpoint_values, latest_checkpoint
-
-    step, path = latest_checkpoint(run / "checkpoints")
-    state = next(v for name, v in checkpoint_values(path).items() if name.startswith("ada_state"))
+    run = train_with_ada(tmp_path, steps=4, ada_interval=3, d_steps=2)
+    step, state = saved_ada_state(run)
     assert step == 4 and float(state[2]) == 16.0
     assert abs(float(state[1])) <= 16.0 and float(state[1]) % 2 == 0  # a sum of 16 signs
