@@ -31,7 +31,7 @@ def load_generator(path: Path) -> LoadedGenerator:
         raise RunDirError(f"--ckpt {shorten(str(path), 200)}: {exc.strerror or exc}") from None
     if path.is_dir() and (path / "config.yaml").is_file():
         return _from_run(RunDir(path))
-    if path.is_dir() and (path / f"{checkpoints.CHECKPOINT_PREFIX}.index").is_file():
+    if path.is_dir() and checkpoints.is_checkpoint(path):
         run = RunDir(path.parent.parent)
         if not run.config.is_file():
             raise RunDirError(

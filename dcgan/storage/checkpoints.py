@@ -24,6 +24,11 @@ def checkpoint_dir(folder: Path, step: int) -> Path:
     return folder / f"step-{step:07d}"
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Whether path is a checkpoint folder (what --ckpt and train.init_from may name)."""
+    return (path / f"{CHECKPOINT_PREFIX}.index").is_file()
+
+
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints in step order (a folder only gets its name once it is whole)."""
     if not folder.is_dir():
@@ -31,7 +36,7 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     found = []
     for path in folder.iterdir():
         match = CHECKPOINT_PATTERN.match(path.name)
-        if match and (path / f"{CHECKPOINT_PREFIX}.index").is_file():
+        if match and is_checkpoint(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from dcgan.errors import ConfigError, RunDirError, require_utf8
 from dcgan.files import writing
 from dcgan.files.writing import refused_link
-from dcgan.storage.checkpoints import CHECKPOINT_PREFIX, latest_checkpoint
+from dcgan.storage.checkpoints import is_checkpoint, latest_checkpoint
 
 RUN_PATTERN = re.compile(r"^(\d{5})-")
 SAMPLE_PATTERN = re.compile(r"^step-(\d+)\.png$")
@@ -200,7 +200,7 @@ def remove_stale_temporaries(run: RunDir) -> int:
 def checkpoint_to_start_from(source: Path) -> Path | None:
     """source itself when it is a checkpoint folder, else the newest checkpoint of the run
     folder source; None when it is neither (train.init_from)."""
-    if (source / f"{CHECKPOINT_PREFIX}.index").is_file():
+    if is_checkpoint(source):
         return source
     latest = latest_checkpoint(RunDir(source).checkpoints) if source.is_dir() else None
     return latest[1] if latest is not None else None
