@@ -507,6 +507,8 @@ def _check_expanded_size(root: yaml.Node) -> None:
         )
 
 
+ADA_KEYS = ("ada_target", "ada_interval", "ada_kimg")  # what train.augment 'ada' reads
+
 FROZEN_ON_RESUME = (
     "model.",
     "data.image_size",
@@ -556,15 +558,45 @@ def load(
 
 def _preset_augmentation_gives_way(raw: dict, preset: dict, overridden: set[str]) -> None:
     """The augmentation a user --sets replaces the one the preset picked (they cannot be
-    combined): DiffAugment replaces the preset's ADA, ADA the preset's DiffAugment."""
+    combined): DiffAugment replaces the preset's ADA, ADA the preset's DiffAugment; the
+    preset's ADA settings go with its ADA."""
     picked, train = preset.get("train", {}), raw.get("train", {})
-    if "train.diffaugment" in overridden and "train.augment" not in overridden:
-        for key in ("augment", "ada_kimg"):
-            if key in picked and f"train.{key}" not in overridden:
-                train.pop(key, None)
-    chose_ada = "train.augment" in overridden and "train.diffaugment" not in overridden
-    if chose_ada and "diffaugment" in picked:
+
+    def user_set(key: str) -> bool:
+        return f"train.{key}" in overridden
+
+    if user_set("diffaugment") and not user_set("augment") and "augment" in picked:
+        train.pop("augment", None)
+    if user_set("augment") and not user_set("diffaugment") and "diffaugment" in picked:
         train.pop("diffaugment", None)
+    if train.get("augment") != "ada":
+        for key in ADA_KEYS:
+            if key in picked and not user_set(key):
+                train.pop(key, None)
+
+
+def inert_settings(config: Config) -> list[str]:
+    """Settings given other than their default that the rest of the config leaves without
+    effect, each as a line to tell the user (a typo'd or forgotten switch)."""
+    train, model = config.train, config.model
+    inert = []
+    if train.augment != "ada":
+        inert += [(f"train.{key}", f"train.augment is '{train.augment}'") for key in ADA_KEYS]
+    if train.loss != "wgan-gp":
+        inert.append(("train.gp_weight", f"train.loss is '{train.loss}'"))
+    if train.on_nan != "rollback":
+        inert += [(f"train.{key}", f"train.on_nan is '{train.on_nan}'")
+                  for key in ("rollback_lr_factor", "max_rollbacks")]  # fmt: skip
+    if model.upsample != "resize":
+        inert.append(("model.resize_method", f"model.upsample is '{model.upsample}'"))
+    lines = []
+    for key, why in inert:
+        section, name = key.split(".")
+        part = getattr(config, section)
+        value, default = getattr(part, name), type(part).model_fields[name].default
+        if value != default:
+            lines.append(f"{key} {value} has no effect: {why}")
+    return lines
 
 
 def _with_absolute_paths(config: Config) -> Config:

@@ -224,6 +224,7 @@ def test_every_shipped_config_validates(name, tmp_path, monkeypatch):
         (tmp_path / folder).mkdir(parents=True)
     config = load(CONFIGS / f"{name}.yaml")
     assert config.name == name
+    assert config_module.inert_settings(config) == []  # every key shipped does something
 
 
 def test_roses_config_turns_on_the_small_data_tools_and_others_keep_the_paper(
@@ -268,3 +269,21 @@ def test_the_emoji_config_holds_the_colour_preset(tmp_path, monkeypatch):
         for key, value in values.items():
             assert getattr(getattr(config, section), key) == value, (section, key)
     assert config.train.diffaugment == [] and config.data.image_size == 64
+
+
+def test_settings_the_rest_of_the_config_leaves_without_effect_are_named():
+    inert = config_module.inert_settings
+    assert inert(load(None)) == []
+    assert inert(load(None, ("train.ada_kimg=50", "model.resize_method=bilinear"))) == [
+        "train.ada_kimg 50.0 has no effect: train.augment is 'none'",
+        "model.resize_method bilinear has no effect: model.upsample is 'transpose'",
+    ]
+    assert inert(load(None, ("train.gp_weight=5", "train.max_rollbacks=9"))) == [
+        "train.gp_weight 5.0 has no effect: train.loss is 'bce'",
+        "train.max_rollbacks 9 has no effect: train.on_nan is 'stop'",
+    ]
+    used = ("train.augment=ada", "train.ada_kimg=50", "train.loss=wgan-gp", "train.gp_weight=5")
+    assert inert(load(None, used[:2])) == [] and inert(load(None, used[2:] + (
+        "model.d_norm=layer", "train.on_nan=rollback", "train.max_rollbacks=9",
+        "model.upsample=resize", "model.resize_method=bilinear",
+    ))) == []  # fmt: skip

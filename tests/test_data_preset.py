@@ -97,8 +97,12 @@ def test_the_augmentation_set_by_the_user_replaces_the_preset_s(tmp_path, monkey
     config, _ = dry_run(colour, "--set", "train.diffaugment=[color, cutout]")
     assert config["train"]["diffaugment"] == ["color", "cutout"]
     assert config["train"]["augment"] == "none" and config["train"]["ada_kimg"] == 500
-    config, _ = dry_run(colour, "--set", "train.augment=none")
+    config, told = dry_run(colour, "--set", "train.augment=none")
     assert config["train"]["augment"] == "none" and config["train"]["diffaugment"] == []
+    # The preset's ADA settings went with its ADA: nothing is left without effect.
+    assert config["train"]["ada_kimg"] == 500 and "has no effect" not in told
+    _, told = dry_run(colour, "--set", "train.augment=none", "--set", "train.ada_kimg=50")
+    assert "dcgan: note: train.ada_kimg 50.0 has no effect: train.augment is 'none'" in told
     gray = make_folder(tmp_path, 5, (64, 64), "L", name="gray")
     config, _ = dry_run(gray, "--set", "train.augment=ada")
     assert config["train"]["augment"] == "ada" and config["train"]["diffaugment"] == []

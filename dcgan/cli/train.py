@@ -93,6 +93,8 @@ def train(
         config = with_classes(config)
     except DcganError as exc:
         raise InputError.of(exc) from None
+    for line in config_module.inert_settings(config):
+        click.echo(f"dcgan: note: {line}", err=True)
     if dry_run:
         click.echo(config.to_yaml(), nl=False)
         return
