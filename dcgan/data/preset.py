@@ -31,7 +31,8 @@ SMALL_DATA = 2000  # fewer gray images than this: DiffAugment and EMA (README's 
 SMALL_COLOUR = 10_000  # fewer colour images than this: COLOUR_SETTINGS
 # What README's ablation on 3,781 emoji (2,000 steps, batch 64) found worth having: resize
 # upsampling, ADA and a moving average of G (64% lower Fréchet than the roses settings).
-# x-flip and spectral norm with hinge moved it both ways from row to row: not ranked.
+# x-flip helped there once and hurt once (it assumes mirror images are as likely: not for
+# text or logos); spectral norm with hinge changed nothing: options, not the preset.
 COLOUR_SETTINGS = {
     "model": {"upsample": "resize", "ema": 0.99},
     "train": {"augment": "ada", "ada_kimg": 100},
