@@ -147,6 +147,28 @@ def folder_preset(survey: Survey) -> Preset:
     reasons.append(
         f"data.channels {channels}: the images are {'gray' if survey.gray else 'colour'}"
     )
+    model, train = _training_settings(survey, side, channels, reasons)
+    raw = {
+        "name": _run_name(survey.folder),
+        "data": {
+            "source": "folder",
+            "path": str(survey.folder),
+            "image_size": list(image_size) if not square else image_size,
+            "channels": channels,
+            "resize": resize,
+        },
+        "model": model,
+        "train": train,
+        "output": {"sample_every": 250, "checkpoint_every": 1000},
+    }
+    return Preset(raw, reasons)
+
+
+def _training_settings(
+    survey: Survey, side: int, channels: int, reasons: list[str]
+) -> tuple[dict, dict]:
+    """The model and train keys for the folder's size and kind (what the evidence in README
+    found against a D that wins or memorises), each choice added to reasons."""
     width = 32 if side <= 32 else 64
     train: dict = {"batch_size": 64, "steps": 5000}
     model: dict = {"g_width": width, "d_width": width}
@@ -172,20 +194,7 @@ def folder_preset(survey: Survey) -> Preset:
             "colour: train.diffaugment color, translation, cutout, so that D does not win "
             "in the first hundreds of steps (README: Colour pictures)"
         )
-    raw = {
-        "name": _run_name(survey.folder),
-        "data": {
-            "source": "folder",
-            "path": str(survey.folder),
-            "image_size": list(image_size) if not square else image_size,
-            "channels": channels,
-            "resize": resize,
-        },
-        "model": model,
-        "train": train,
-        "output": {"sample_every": 250, "checkpoint_every": 1000},
-    }
-    return Preset(raw, reasons)
+    return model, train
 
 
 def _image_size(side: int, aspect: float) -> tuple[int | tuple[int, int], float]:
