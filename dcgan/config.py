@@ -579,23 +579,22 @@ def inert_settings(config: Config) -> list[str]:
     """Settings given other than their default that the rest of the config leaves without
     effect, each as a line to tell the user (a typo'd or forgotten switch)."""
     train, model = config.train, config.model
-    inert = []
+    inert: list[tuple[str, str, str]] = []  # (section, key, why it does nothing)
     if train.augment != "ada":
-        inert += [(f"train.{key}", f"train.augment is '{train.augment}'") for key in ADA_KEYS]
+        inert += [("train", key, f"train.augment is '{train.augment}'") for key in ADA_KEYS]
     if train.loss != "wgan-gp":
-        inert.append(("train.gp_weight", f"train.loss is '{train.loss}'"))
+        inert.append(("train", "gp_weight", f"train.loss is '{train.loss}'"))
     if train.on_nan != "rollback":
-        inert += [(f"train.{key}", f"train.on_nan is '{train.on_nan}'")
+        inert += [("train", key, f"train.on_nan is '{train.on_nan}'")
                   for key in ("rollback_lr_factor", "max_rollbacks")]  # fmt: skip
     if model.upsample != "resize":
-        inert.append(("model.resize_method", f"model.upsample is '{model.upsample}'"))
+        inert.append(("model", "resize_method", f"model.upsample is '{model.upsample}'"))
     lines = []
-    for key, why in inert:
-        section, name = key.split(".")
+    for section, key, why in inert:
         part = getattr(config, section)
-        value, default = getattr(part, name), type(part).model_fields[name].default
-        if value != default:
-            lines.append(f"{key} {value} has no effect: {why}")
+        value = getattr(part, key)
+        if value != type(part).model_fields[key].default:
+            lines.append(f"{section}.{key} {value} has no effect: {why}")
     return lines
 
 
