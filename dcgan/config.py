@@ -598,6 +598,35 @@ def inert_settings(config: Config) -> list[str]:
     return lines
 
 
+def preset_changes(config: Config, preset: dict[str, Any]) -> list[str]:
+    """The preset's choices that config does not keep (a --set, or the preset's augmentation
+    giving way to the user's), each as a line to tell the user beside the preset's reasons."""
+    picked = _with_absolute_paths(Config.model_validate(preset, context={"check_data": False}))
+    lines = []
+    for name, value in preset.items():
+        keys = [(name, key) for key in value] if isinstance(value, dict) else [(None, name)]
+        for section, key in keys:
+            if section == "train" and key in ADA_KEYS and config.train.augment != "ada":
+                continue  # they went with the preset's ADA
+            was, now = (_value_at(c, section, key) for c in (picked, config))
+            if was != now:
+                dotted = f"{section}.{key}" if section else key
+                lines.append(f"{dotted} {_shown(now)}, not the preset's {_shown(was)}")
+    return lines
+
+
+def _value_at(config: Config, section: str | None, key: str) -> Any:
+    return getattr(getattr(config, section) if section else config, key)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(map(str, value))}]"
+    return str(value)
+
+
 def _with_absolute_paths(config: Config) -> Config:
     """The run's config.yaml must still point at the data when resumed from elsewhere."""
     data_path = config.data.path.absolute() if config.data.path is not None else None

@@ -56,6 +56,16 @@ RESIZE = "model.upsample=resize"
 ADA = ("train.augment=ada", "train.diffaugment=[]", "train.ada_kimg=100")
 XFLIP = "data.xflip=true"
 SN_HINGE = ("model.d_spectral_norm=true", "train.loss=hinge")
+# Miyato et al. (2018) and Zhang et al. (2019, SAGAN): no BatchNorm in a spectrally
+# normalised D, Adam without momentum, D four times G's rate.
+SNGAN = (
+    "model.d_norm=none",
+    "train.beta1=0.0",
+    "train.beta2=0.9",
+    "train.d_lr=4e-4",
+    "train.g_lr=1e-4",
+)
+FAST = ("train.g_lr=4e-4", "train.d_lr=4e-4")  # EMA smooths what the higher rate shakes
 
 ROWS = [
     Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)", PAPER,
@@ -71,6 +81,9 @@ ROWS = [
     Row("sn-hinge", "+ spectral norm in D, hinge loss",
         (*PAPER, RESIZE, *ADA, XFLIP, *SN_HINGE)),
     Row("sn-hinge-unflipped", "  the same without x-flip", (*PAPER, RESIZE, *ADA, *SN_HINGE)),
+    Row("sngan", "+ SNGAN's D and optimiser (no BatchNorm in D, Adam 0/0.9, rates 1e-4/4e-4)",
+        (*PAPER, RESIZE, *ADA, XFLIP, *SN_HINGE, *SNGAN)),
+    Row("fast", "row 5 at twice the learning rates (4e-4)", (*PAPER, RESIZE, *ADA, XFLIP, *FAST)),
 ]  # fmt: skip
 
 

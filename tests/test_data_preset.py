@@ -92,6 +92,24 @@ def test_set_overrides_the_preset(tmp_path):
     assert config["data"]["image_size"] == 32 and config["model"]["ema"] is None
 
 
+def test_the_preset_s_choices_a_set_changes_are_named(tmp_path):
+    folder = make_folder(tmp_path, 5, (64, 64, 3))
+    _, told = dry_run(folder)
+    assert "not the preset's" not in told  # nothing changed, nothing told
+    _, told = dry_run(
+        folder, "--set", "model.upsample=transpose", "--set", "train.diffaugment=[color]",
+        "--set", "name=mine", "--set", "model.g_width=64", "--set", "train.steps=70",
+    )  # fmt: skip
+    changed = [line for line in told.splitlines() if "not the preset's" in line]
+    assert changed == [
+        "dcgan: note: name mine, not the preset's pics",
+        "dcgan: note: model.upsample transpose, not the preset's resize",
+        "dcgan: note: train.steps 70, not the preset's 5000",
+        # DiffAugment took the place of the preset's ADA; its ada_kimg went with it.
+        "dcgan: note: train.augment none, not the preset's ada",
+    ]  # g_width 64 is what the preset picked: not a change
+
+
 def test_the_augmentation_set_by_the_user_replaces_the_preset_s(tmp_path, monkeypatch):
     colour = make_folder(tmp_path, 5, (64, 64, 3))
     config, _ = dry_run(colour, "--set", "train.diffaugment=[color, cutout]")

@@ -86,6 +86,9 @@ def train(
             run = None
             preset = _folder_preset(data_path) if data_path is not None else None
             config = config_module.load(config_path, overrides, preset=preset)
+            if preset is not None:
+                for line in config_module.preset_changes(config, preset[1]):
+                    click.echo(f"dcgan: note: {line}", err=True)
             if config.train.init_from is not None:  # before TensorFlow starts
                 run_folder.check_start_from(config.train.init_from)
         # A conditional run's classes, before TensorFlow starts: a folder that cannot give
