@@ -84,6 +84,7 @@ ROWS = [
     Row("sngan", "+ SNGAN's D and optimiser (no BatchNorm in D, Adam 0/0.9, rates 1e-4/4e-4)",
         (*PAPER, RESIZE, *ADA, XFLIP, *SN_HINGE, *SNGAN)),
     Row("fast", "row 5 at twice the learning rates (4e-4)", (*PAPER, RESIZE, *ADA, XFLIP, *FAST)),
+    Row("fast-unflipped", "  the same without x-flip", (*PAPER, RESIZE, *ADA, *FAST)),
 ]  # fmt: skip
 
 
