@@ -134,10 +134,14 @@ def test_a_class_without_a_usable_image_is_named(tmp_path):
 
 
 def test_g_draws_each_class_and_d_projects_its_embedding():
+    import keras
     import tensorflow as tf
 
     from dcgan.models.networks import build_discriminator, build_generator
 
+    # Seeded weights: unseeded, one start in many had the class move the picture less than
+    # half as much as the latent (0.43; 0.68 to 1.50 over twenty seeds).
+    keras.utils.set_random_seed(0)
     config = Config.model_validate(
         {
             "data": {"image_size": 16, "classes": ["a", "b", "c"]},
