@@ -4,13 +4,17 @@ numbers (scripts/judge_emoji.py), dcgan's KID and copy rate, and a grid per row.
 
     .venv/bin/python scripts/ablate_emoji.py data/emoji --out ablation train [ROW ...]
     .venv/bin/python scripts/ablate_emoji.py data/emoji --out ablation table
+    .venv/bin/python scripts/ablate_emoji.py data/emoji --out ablation --seed 1 train ada
 
 `train` runs the rows (all of them without names) that have no finished run in --out yet,
 one after another, each as `dcgan train --data DATA --set ...` so that the rows get what a
 user gets; `table` judges every finished row and writes --out/grids/ROW.png (64 samples of
 seed 0), --out/table.json and --out/ablation.png (16 samples of every row, labelled). Every
 run tracks a moving average of G (EMA does not change training), so a row can read G's own
-weights or its average from the same run.
+weights or its average from the same run. --seed trains and judges the rows from another
+seed (runs ROW-seedN; table-seedN.json, ablation-seedN.png), for the spread between seeds.
+A conditional row (the emoji's categories as classes) is judged on samples whose classes
+follow the data's category sizes, as its training drew them.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ class Row:
     weights: str = "ema"  # "ema": the moving average; "raw": G's own weights
     run: str | None = None  # another row's run, read with other weights
 
-    @property
-    def run_name(self) -> str:
-        return self.run or self.key
+    def run_name(self, seed: int) -> str:
+        name = self.run or self.key
+        return name if seed == 0 else f"{name}-seed{seed}"
 
 
 # Every row sets each thing the ablation varies, so that it trains the same whatever
@@ -66,6 +70,9 @@ SNGAN = (
     "train.g_lr=1e-4",
 )
 FAST = ("train.g_lr=4e-4", "train.d_lr=4e-4")  # EMA smooths what the higher rate shakes
+# The categories as classes (Mirza & Osindero, 2014; projection D, Miyato & Koyama, 2018),
+# with the mode-seeking term a conditional run gets by default.
+CONDITIONAL = ("model.conditional=true",)
 
 ROWS = [
     Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)", PAPER,
@@ -85,6 +92,8 @@ ROWS = [
         (*PAPER, RESIZE, *ADA, XFLIP, *SN_HINGE, *SNGAN)),
     Row("fast", "row 5 at twice the learning rates (4e-4)", (*PAPER, RESIZE, *ADA, XFLIP, *FAST)),
     Row("fast-unflipped", "  the same without x-flip", (*PAPER, RESIZE, *ADA, *FAST)),
+    Row("conditional", "row 4 conditional on the 9 categories",
+        (*PAPER, RESIZE, *ADA, *CONDITIONAL)),
 ]  # fmt: skip
 
 
@@ -99,13 +108,14 @@ def find_run(out: Path, name: str) -> Path | None:
     return None
 
 
-def train(data: Path, out: Path, rows: list[Row]) -> None:
+def train(data: Path, out: Path, rows: list[Row], seed: int) -> None:
     dcgan = Path(sys.executable).with_name("dcgan")
     for row in rows:
-        if row.run is not None or find_run(out, row.key) is not None:
+        if row.run is not None or find_run(out, row.run_name(seed)) is not None:
             continue
         settings = (
-            "seed=0", f"name={row.key}", f"output.dir={out}", f"train.steps={STEPS}",
+            f"seed={seed}", f"name={row.run_name(seed)}", f"output.dir={out}",
+            f"train.steps={STEPS}",
             f"model.ema={EMA}", f"eval.every={STEPS}", *row.overrides,
         )  # fmt: skip
         command = [str(dcgan), "train", "--data", str(data)]
@@ -132,7 +142,23 @@ def load_row(run: Path, weights: str):
     return LoadedGenerator(generator, str(path), RunDir(run))
 
 
-def table(data: Path, out: Path, count: int) -> list[dict]:
+def judged_samples(generator, count: int, labels: np.ndarray, classes: list[str]) -> np.ndarray:
+    """count samples of evaluate's latents; a conditional generator's classes are drawn at
+    the data's category frequencies (seed 0), as training drew them, so that the judge
+    compares like with like (evaluate draws every class equally often)."""
+    from dcgan.metrics.evaluation import EVAL_SEED, generated_images
+    from dcgan.models.latents import latent_stream
+
+    if not generator.conditional:
+        return generated_images(generator, count)
+    order = [classes.index(name) for name in generator.classes]  # judge's index of each
+    frequencies = np.bincount(labels, minlength=len(classes))[order] / len(labels)
+    chosen = np.random.default_rng(0).choice(len(order), size=count, p=frequencies)
+    latents = np.concatenate(list(latent_stream(EVAL_SEED, count, generator.latent_dim, 256)))
+    return generator.images(latents, 64, chosen)
+
+
+def table(data: Path, out: Path, count: int, seed: int) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from judge_emoji import load_set, scores, split, train_judge
 
@@ -148,22 +174,23 @@ def table(data: Path, out: Path, count: int) -> list[dict]:
     (out / "grids").mkdir(parents=True, exist_ok=True)
     results, strips = [], []
     for row in ROWS:
-        run = find_run(out, row.run_name)
+        run = find_run(out, row.run_name(seed))
         if run is None:
             continue
         generator = load_row(run, row.weights)
-        samples = generated_images(generator, count)
+        samples = judged_samples(generator, count, labels, classes)
         judged = scores(judge, samples, images[trained])
         kid = evaluate(generator, real_subset(images, 5000), extractor, count)
         shown = generated_images(generator, 64, seed=0)
-        save_png(make_grid(shown, columns=8), out / "grids" / f"{row.key}.png")
+        save_png(make_grid(shown, columns=8), out / "grids" / f"{row.run_name(seed)}.png")
         strips.append(label(make_grid(shown[:16], columns=8), row.title.strip()))
         results.append({"row": row.key, "title": row.title, "run": str(run)} | judged
                        | {"kid": kid["kid"], "kid_std": kid["kid_std"]})  # fmt: skip
         print(_line(results[-1]), flush=True)
-    (out / "table.json").write_text(json.dumps(results, indent=2) + "\n")
+    suffix = "" if seed == 0 else f"-seed{seed}"
+    (out / f"table{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     if strips:
-        save_png(np.concatenate(strips), out / "ablation.png")
+        save_png(np.concatenate(strips), out / f"ablation{suffix}.png")
     return results
 
 
@@ -180,6 +207,7 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="the emoji folder (scripts/fetch_emoji.py)")
     parser.add_argument("--out", type=Path, required=True, help="where the runs go")
     parser.add_argument("-n", type=int, default=1000, help="generated images judged per row")
+    parser.add_argument("--seed", type=int, default=0, help="the rows' seed (default 0)")
     parser.add_argument("command", choices=["train", "table"])
     parser.add_argument("rows", nargs="*", help="rows to train (default: all)")
     args = parser.parse_args()
@@ -188,11 +216,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown rows {unknown}; the rows are {list(known)}")
     if args.command == "train":
-        train(args.data, args.out, [known[name] for name in args.rows] or ROWS)
+        train(args.data, args.out, [known[name] for name in args.rows] or ROWS, args.seed)
     else:
         print("| settings | judge Fréchet | categories covered | KID | copy rate |")
         print("|---|---|---|---|---|")
-        table(args.data, args.out, args.n)
+        table(args.data, args.out, args.n, args.seed)
 
 
 if __name__ == "__main__":

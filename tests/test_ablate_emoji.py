@@ -1,0 +1,52 @@
+"""scripts/ablate_emoji.py: what its conditional row's judge is shown."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate_emoji.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("ablate_emoji", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+class ClassPainter:
+    """A conditional generator whose every image is filled with its class index."""
+
+    conditional = True
+    latent_dim = 4
+
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+
+    def images(self, latents, batch_size=64, classes=None):
+        assert len(classes) == len(latents)
+        return np.broadcast_to(
+            np.asarray(classes, np.uint8)[:, None, None, None], (len(latents), 2, 2, 3)
+        )
+
+
+def test_a_conditional_row_is_judged_at_the_data_s_category_sizes():
+    ablate = _script()
+    judge_classes = ["animals", "flags", "people"]
+    labels = np.repeat([0, 1, 2], [100, 300, 600])  # 10%, 30%, 60%
+    generator = ClassPainter(["people", "animals", "flags"])  # another order than the judge's
+    samples = ablate.judged_samples(generator, 4000, labels, judge_classes)
+    assert samples.shape == (4000, 2, 2, 3)
+    drawn = np.bincount(samples[:, 0, 0, 0], minlength=3) / 4000  # by generator index
+    np.testing.assert_allclose(drawn, [0.6, 0.1, 0.3], atol=0.03)
+
+
+def test_a_seed_other_than_0_trains_and_reads_runs_of_its_own():
+    ablate = _script()
+    row = next(row for row in ablate.ROWS if row.key == "resize-raw")
+    assert row.run_name(0) == "resize" and row.run_name(1) == "resize-seed1"
