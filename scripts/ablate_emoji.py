@@ -9,9 +9,10 @@ numbers (scripts/judge_emoji.py), dcgan's KID and copy rate, and a grid per row.
 `train` runs the rows (all of them without names) that have no finished run in --out yet,
 one after another, each as `dcgan train --data DATA --set ...` so that the rows get what a
 user gets; `table` judges every finished row and writes --out/grids/ROW.png (64 samples of
-seed 0), --out/table.json and --out/ablation.png (16 samples of every row, labelled). Every
-run tracks a moving average of G (EMA does not change training), so a row can read G's own
-weights or its average from the same run. --seed trains and judges the rows from another
+seed 0; for a conditional row also ROW-classes.png, 8 of every class), --out/table.json
+and --out/ablation.png (16 samples of every row, labelled). Every run tracks a moving
+average of G (EMA does not change training), so a row can read G's own weights or its
+average from the same run. --seed trains and judges the rows from another
 seed (runs ROW-seedN; table-seedN.json, ablation-seedN.png), for the spread between seeds.
 A conditional row (the emoji's categories as classes) is judged on samples whose classes
 follow the data's category sizes, as its training drew them.
@@ -158,6 +159,20 @@ def judged_samples(generator, count: int, labels: np.ndarray, classes: list[str]
     return generator.images(latents, 64, chosen)
 
 
+def by_class(generator, per_class: int = 8) -> np.ndarray:
+    """per_class samples of every class of a conditional generator, a labelled strip each;
+    the same latents in every strip, so a column shows what the class changes."""
+    from dcgan.imaging import label, make_grid
+    from dcgan.models.latents import latent_stream
+
+    latents = next(latent_stream(0, per_class, generator.latent_dim, per_class))
+    strips = []
+    for index, name in enumerate(generator.classes):
+        images = generator.images(latents, per_class, np.full(per_class, index))
+        strips.append(label(make_grid(images, columns=per_class), name))
+    return np.concatenate(strips)
+
+
 def table(data: Path, out: Path, count: int, seed: int) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).parent))
     from judge_emoji import load_set, scores, split, train_judge
@@ -183,6 +198,8 @@ def table(data: Path, out: Path, count: int, seed: int) -> list[dict]:
         kid = evaluate(generator, real_subset(images, 5000), extractor, count)
         shown = generated_images(generator, 64, seed=0)
         save_png(make_grid(shown, columns=8), out / "grids" / f"{row.run_name(seed)}.png")
+        if generator.conditional:
+            save_png(by_class(generator), out / "grids" / f"{row.run_name(seed)}-classes.png")
         strips.append(label(make_grid(shown[:16], columns=8), row.title.strip()))
         results.append({"row": row.key, "title": row.title, "run": str(run)} | judged
                        | {"kid": kid["kid"], "kid_std": kid["kid_std"]})  # fmt: skip

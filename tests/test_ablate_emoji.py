@@ -50,3 +50,13 @@ def test_a_seed_other_than_0_trains_and_reads_runs_of_its_own():
     ablate = _script()
     row = next(row for row in ablate.ROWS if row.key == "resize-raw")
     assert row.run_name(0) == "resize" and row.run_name(1) == "resize-seed1"
+
+
+def test_a_conditional_row_s_picture_has_a_labelled_strip_per_class():
+    ablate = _script()
+    picture = ablate.by_class(ClassPainter(["animals", "flags", "people"]), per_class=4)
+    tile = 2 + 2  # the painter's 2-pixel images, a 2-pixel gap
+    strip = tile + 2 + 14  # the grid's outer gap and the label underneath
+    assert picture.shape[0] == 3 * strip
+    for index in range(3):  # the strip's class painted in every tile, in class order
+        assert (picture[index * strip + 2 : index * strip + 4, 2:4] == index).all()
