@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,17 @@ def write_config(tmp_path: Path, config: dict, name: str = "config.yaml") -> Pat
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+def load_script(name: str):
+    """scripts/NAME.py imported as the module NAME (registered, so its dataclasses find
+    their module)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def save_image(path: Path, pixels: np.ndarray, mode: str | None = None, **save_args) -> Path:

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate_emoji.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("ablate_emoji", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 class ClassPainter:
@@ -36,7 +23,7 @@ class ClassPainter:
 
 
 def test_a_conditional_row_is_judged_at_the_data_s_category_sizes():
-    ablate = _script()
+    ablate = load_script("ablate_emoji")
     judge_classes = ["animals", "flags", "people"]
     labels = np.repeat([0, 1, 2], [100, 300, 600])  # 10%, 30%, 60%
     generator = ClassPainter(["people", "animals", "flags"])  # another order than the judge's
@@ -47,13 +34,13 @@ def test_a_conditional_row_is_judged_at_the_data_s_category_sizes():
 
 
 def test_a_seed_other_than_0_trains_and_reads_runs_of_its_own():
-    ablate = _script()
+    ablate = load_script("ablate_emoji")
     row = next(row for row in ablate.ROWS if row.key == "resize-raw")
     assert row.run_name(0) == "resize" and row.run_name(1) == "resize-seed1"
 
 
 def test_a_conditional_row_s_picture_has_a_labelled_strip_per_class():
-    ablate = _script()
+    ablate = load_script("ablate_emoji")
     picture = ablate.by_class(ClassPainter(["animals", "flags", "people"]), per_class=4)
     tile = 2 + 2  # the painter's 2-pixel images, a 2-pixel gap
     strip = tile + 2 + 14  # the grid's outer gap and the label underneath

@@ -3,7 +3,6 @@ writes it; nothing is downloaded)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from PIL import Image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_emoji.py"
@@ -20,10 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_emoji.py"
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_emoji", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_emoji")
 
 
 def png(colour: tuple[int, int, int, int]) -> bytes:

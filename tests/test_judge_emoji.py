@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import save_image
+from conftest import load_script, save_image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "judge_emoji.py"
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220)}
 
 
 @pytest.fixture(scope="module")
 def judge_module():
-    spec = importlib.util.spec_from_file_location("judge_emoji", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("judge_emoji")
 
 
 def test_the_judge_tells_real_from_blurred_from_noise(judge_module, tmp_path):

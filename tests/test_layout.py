@@ -4,17 +4,15 @@ what it owns."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def code_shape():
-    spec = importlib.util.spec_from_file_location("code_shape", ROOT / "scripts/code_shape.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("code_shape")
 
 
 def test_imports_point_downward_between_the_layers():
