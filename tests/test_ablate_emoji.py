@@ -1,4 +1,5 @@
-"""scripts/ablate_emoji.py: what its conditional row's judge is shown."""
+"""scripts/ablate_emoji.py: what the judge and the picture of a conditional row are shown,
+and a seed's own runs."""
 
 from __future__ import annotations
 
