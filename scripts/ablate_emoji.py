@@ -163,14 +163,18 @@ def by_class(generator, per_class: int = 8) -> np.ndarray:
     """per_class samples of every class of a conditional generator, a labelled strip each;
     the same latents in every strip, so a column shows what the class changes."""
     from dcgan.imaging import label, make_grid
-    from dcgan.models.latents import latent_stream
+    from dcgan.models.latents import class_rows, latent_stream
 
-    latents = next(latent_stream(0, per_class, generator.latent_dim, per_class))
-    strips = []
-    for index, name in enumerate(generator.classes):
-        images = generator.images(latents, per_class, np.full(per_class, index))
-        strips.append(label(make_grid(images, columns=per_class), name))
-    return np.concatenate(strips)
+    count = per_class * len(generator.classes)
+    latents, classes = class_rows(
+        next(latent_stream(0, count, generator.latent_dim, count)), len(generator.classes)
+    )
+    images = generator.images(latents, 64, classes)
+    strips = images.reshape(len(generator.classes), per_class, *images.shape[1:])
+    named = zip(strips, generator.classes, strict=True)
+    return np.concatenate(
+        [label(make_grid(strip, columns=per_class), name) for strip, name in named]
+    )
 
 
 def table(data: Path, out: Path, count: int, seed: int) -> list[dict]:
