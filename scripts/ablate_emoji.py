@@ -42,8 +42,12 @@ class Row:
     run: str | None = None  # another row's run, read with other weights
 
     def run_name(self, seed: int) -> str:
-        name = self.run or self.key
-        return name if seed == 0 else f"{name}-seed{seed}"
+        return (self.run or self.key) + seed_suffix(seed)
+
+
+def seed_suffix(seed: int) -> str:
+    """What names a seed's runs and files: nothing for seed 0, the ablation's own."""
+    return "" if seed == 0 else f"-seed{seed}"
 
 
 # Every row sets each thing the ablation varies, so that it trains the same whatever
@@ -208,7 +212,7 @@ def table(data: Path, out: Path, count: int, seed: int) -> list[dict]:
         results.append({"row": row.key, "title": row.title, "run": str(run)} | judged
                        | {"kid": kid["kid"], "kid_std": kid["kid_std"]})  # fmt: skip
         print(_line(results[-1]), flush=True)
-    suffix = "" if seed == 0 else f"-seed{seed}"
+    suffix = seed_suffix(seed)
     (out / f"table{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     if strips:
         save_png(np.concatenate(strips), out / f"ablation{suffix}.png")
