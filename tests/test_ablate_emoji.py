@@ -48,3 +48,21 @@ def test_a_conditional_row_s_picture_has_a_labelled_strip_per_class():
     assert picture.shape[0] == 3 * strip
     for index in range(3):  # the strip's class painted in every tile, in class order
         assert (picture[index * strip + 2 : index * strip + 4, 2:4] == index).all()
+
+
+def test_every_row_trains_a_valid_config_with_its_own_settings_last(tmp_path):
+    from dcgan.config import load
+
+    ablate = load_script("ablate_emoji")
+    trained = [row for row in ablate.ROWS if row.run is None]
+    configs = {
+        row.key: load(None, ablate.row_settings(row, 1, tmp_path), check_data=False)
+        for row in trained
+    }
+    assert configs["ada"].model.ema == 0.99 and configs["ema995"].model.ema == 0.995
+    assert configs["fast-ema998"].model.ema == 0.998
+    assert configs["fast-ema998"].train.g_lr == configs["fast-ema998"].train.d_lr == 4e-4
+    assert configs["paper"].model.upsample == "transpose"
+    assert configs["ada"].model.upsample == "resize" and configs["ada"].train.augment == "ada"
+    assert all(c.seed == 1 and c.train.steps == ablate.STEPS for c in configs.values())
+    assert configs["conditional"].name == "conditional-seed1"
