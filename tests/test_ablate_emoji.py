@@ -66,3 +66,13 @@ def test_every_row_trains_a_valid_config_with_its_own_settings_last(tmp_path):
     assert configs["ada"].model.upsample == "resize" and configs["ada"].train.augment == "ada"
     assert all(c.seed == 1 and c.train.steps == ablate.STEPS for c in configs.values())
     assert configs["conditional"].name == "conditional-seed1"
+
+
+def test_a_row_reads_its_own_run_not_another_whose_name_ends_like_it(tmp_path):
+    ablate = load_script("ablate_emoji")
+    for run in ("00000-ema995", "00001-fast-ema995"):
+        checkpoint = tmp_path / run / "checkpoints" / f"step-{ablate.STEPS:07d}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "ckpt.index").write_bytes(b"")  # what makes a checkpoint whole
+    assert ablate.find_run(tmp_path, "ema995") == tmp_path / "00000-ema995"
+    assert ablate.find_run(tmp_path, "fast-ema995") == tmp_path / "00001-fast-ema995"
