@@ -34,8 +34,9 @@ def test_wide_colour_folder_trains_at_its_own_aspect(tmp_path):
     assert config["name"] == "side-views"
     assert "data.image_size [32, 96] (height, width): wider than square" in told
     # A small colour folder: the emoji ablation's winner, and why.
-    assert config["model"]["upsample"] == "resize" and config["model"]["ema"] == 0.99
+    assert config["model"]["upsample"] == "resize" and config["model"]["ema"] == 0.995
     assert config["train"]["augment"] == "ada" and config["train"]["ada_kimg"] == 100
+    assert config["train"]["g_lr"] == config["train"]["d_lr"] == 4e-4
     assert config["model"]["d_spectral_norm"] is False and config["train"]["loss"] == "bce"
     assert config["train"]["diffaugment"] == []
     assert "small colour folder (under 10,000 images): model.upsample resize" in told
