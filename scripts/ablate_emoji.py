@@ -59,6 +59,8 @@ PAPER = (
     "data.xflip=false",
     "model.d_spectral_norm=false",
     "train.loss=bce",
+    "train.g_lr=2e-4",  # the preset has doubled them since (row 11)
+    "train.d_lr=2e-4",
 )
 DIFFAUGMENT = "train.diffaugment=[color,translation,cutout]"
 RESIZE = "model.upsample=resize"
