@@ -116,9 +116,10 @@ ROWS = [
 def find_run(out: Path, name: str) -> Path | None:
     """The newest run called name in out that reached its last checkpoint."""
     from dcgan.storage.checkpoints import latest_checkpoint
+    from dcgan.storage.run_folder import RUN_PATTERN
 
     # NNNNN-name exactly: a glob *-name would also find another row's NNNNN-fast-name
-    runs = [run for run in out.glob(f"*-{name}") if run.name.split("-", 1)[1] == name]
+    runs = [run for run in out.glob(f"*-{name}") if RUN_PATTERN.sub("", run.name) == name]
     for run in sorted(runs, reverse=True):
         latest = latest_checkpoint(run / "checkpoints")
         if latest is not None and latest[0] >= STEPS:

@@ -1,5 +1,5 @@
 """scripts/ablate_emoji.py: what the judge and the picture of a conditional row are shown,
-and a seed's own runs."""
+a seed's own runs, the settings each row trains with, and the run each row reads."""
 
 from __future__ import annotations
 
