@@ -110,6 +110,8 @@ ROWS = [
         (*PAPER, RESIZE, *ADA, *FAST, EMA_200)),
     Row("fast-ema998", "row 8' with a longer moving average (0.998)",
         (*PAPER, RESIZE, *ADA, *FAST, EMA_500)),
+    Row("fast-conditional", "row 11 conditional on the 9 categories",
+        (*PAPER, RESIZE, *ADA, *FAST, EMA_200, *CONDITIONAL)),
 ]  # fmt: skip
 
 

@@ -179,3 +179,40 @@ def test_bad_data_folder_is_one_line(tmp_path, args, expected):
     assert (
         result.output.strip().splitlines()[-1].startswith(expected.replace("{tmp}", str(tmp_path)))
     )
+
+
+def test_class_sub_folders_bring_a_tip_for_a_conditional_run(tmp_path):
+    kinds = tmp_path / "kinds"
+    for kind in ("cats", "dogs", "owls"):
+        make_folder(kinds, 3, (64, 64, 3), name=kind)
+    config, told = dry_run(kinds)
+    assert config["model"]["conditional"] is False  # a tip, not a choice
+    tips = [line for line in told.splitlines() if line.startswith("dcgan: tip:")]
+    assert tips == [
+        "dcgan: tip: the images are in 3 sub-folders (cats, dogs, owls): if each holds one "
+        "kind of picture, `--set model.conditional=true` trains one class per sub-folder, and "
+        "`dcgan sample --class NAME` draws that kind (on the emoji's categories it drew the "
+        "clearest pictures at 2,000 steps: README, Colour pictures)"
+    ]
+    config, told = dry_run(kinds, "--set", "model.conditional=true")
+    assert config["data"]["classes"] == ["cats", "dogs", "owls"] and "tip:" not in told
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"": 3},  # no sub-folders
+        {"cats": 3},  # one
+        {"cats": 3, "dogs": 3, "": 1},  # an image belongs to no class
+        {"cats": 3, "dogs": 3, "empty": 0},  # a class without images
+        {"cats": 3, "dogs": 3, "dogs/puppies": 2},  # deeper folders still read
+    ],
+)
+def test_no_tip_where_a_conditional_run_would_not_take_the_sub_folders(tmp_path, layout):
+    root = tmp_path / "pics"
+    for where, count in layout.items():
+        (root / where).mkdir(parents=True, exist_ok=True)
+        make_folder(root, count, (64, 64, 3), name=where)
+    _, told = dry_run(root)
+    deep = "dogs/puppies" in layout  # classes cats, dogs: every image is in one of them
+    assert ("dcgan: tip:" in told) == deep, told

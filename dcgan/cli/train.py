@@ -84,11 +84,14 @@ def train(
             )
         else:
             run = None
-            preset = _folder_preset(data_path) if data_path is not None else None
+            preset, tips = _folder_preset(data_path) if data_path is not None else (None, [])
             config = config_module.load(config_path, overrides, preset=preset)
             if preset is not None:
                 for line in config_module.preset_changes(config, preset[1]):
                     click.echo(f"dcgan: note: {line}", err=True)
+            if not config.model.conditional:
+                for line in tips:
+                    click.echo(f"dcgan: tip: {line}", err=True)
             if config.train.init_from is not None:  # before TensorFlow starts
                 run_folder.check_start_from(config.train.init_from)
         # A conditional run's classes, before TensorFlow starts: a folder that cannot give
@@ -137,16 +140,16 @@ def train(
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _folder_preset(folder: Path) -> tuple[str, dict]:
+def _folder_preset(folder: Path) -> tuple[tuple[str, dict], list[str]]:
     """The settings `--data` picks for folder, each told with its reason (on stderr, so a
-    --dry-run's YAML stays clean)."""
+    --dry-run's YAML stays clean), and the preset's tips, told once the config is known."""
     from dcgan.data.preset import folder_preset, survey_folder
 
     preset = folder_preset(survey_folder(folder))
     click.echo(f"dcgan: settings for {shown(folder)}:", err=True)
     for reason in preset.reasons:
         click.echo(f"  {reason}", err=True)
-    return f"--data {folder}", preset.raw
+    return (f"--data {folder}", preset.raw), preset.tips
 
 
 def _summarise(result) -> None:
