@@ -191,8 +191,8 @@ def test_class_sub_folders_bring_a_tip_for_a_conditional_run(tmp_path):
     assert tips == [
         "dcgan: tip: the images are in 3 sub-folders (cats, dogs, owls): if each holds one "
         "kind of picture, `--set model.conditional=true` trains one class per sub-folder, and "
-        "`dcgan sample --class NAME` draws that kind (on the emoji's categories it drew the "
-        "clearest pictures at 2,000 steps: README, Colour pictures)"
+        "`dcgan sample --class NAME` draws that kind (on the emoji's categories, smileys and "
+        "flags read as such by step 2,000: README, Colour pictures)"
     ]
     config, told = dry_run(kinds, "--set", "model.conditional=true")
     assert config["data"]["classes"] == ["cats", "dogs", "owls"] and "tip:" not in told
@@ -208,7 +208,7 @@ def test_class_sub_folders_bring_a_tip_for_a_conditional_run(tmp_path):
         {"cats": 3, "dogs": 3, "dogs/puppies": 2},  # deeper folders still read
     ],
 )
-def test_no_tip_where_a_conditional_run_would_not_take_the_sub_folders(tmp_path, layout):
+def test_the_tip_only_where_a_conditional_run_takes_the_sub_folders(tmp_path, layout):
     root = tmp_path / "pics"
     for where, count in layout.items():
         (root / where).mkdir(parents=True, exist_ok=True)

@@ -150,8 +150,8 @@ def _tips(survey: Survey) -> list[str]:
     return [
         f"the images are in {len(survey.classes)} sub-folders ({names}): if each holds one "
         "kind of picture, `--set model.conditional=true` trains one class per sub-folder, "
-        "and `dcgan sample --class NAME` draws that kind (on the emoji's categories it drew "
-        "the clearest pictures at 2,000 steps: README, Colour pictures)"
+        "and `dcgan sample --class NAME` draws that kind (on the emoji's categories, smileys "
+        "and flags read as such by step 2,000: README, Colour pictures)"
     ]
 
 
