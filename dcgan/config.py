@@ -177,6 +177,9 @@ class TrainConfig(_Section):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     loss: Literal["bce", "hinge", "lsgan", "wgan-gp"] = "bce"
     gp_weight: float = Field(10.0, gt=0.0)  # wgan-gp's gradient penalty
+    # R1 (Mescheder et al., 2018): gamma / 2 times |grad D(x)|^2 at the real images, added
+    # to D's loss with any train.loss; StyleGAN2-ADA pairs it with ADA. 0: off.
+    r1_gamma: float = Field(0.0, ge=0.0, le=1e4)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided: real target 1 - this
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.

@@ -84,6 +84,11 @@ CONDITIONAL = ("model.conditional=true",)
 # 100, for a G whose weights still swing at 2,000 steps, the more so at the higher rate.
 EMA_200 = "model.ema=0.995"
 EMA_500 = "model.ema=0.998"
+# R1 (Mescheder et al., 2018), which StyleGAN2-ADA pairs with ADA. At step 300 of the
+# preset, |grad D(x)|^2 at the reals is about 7.5: gamma 0.1 adds about half of D's loss
+# there (0.4 against 0.7), gamma 1 about five times it.
+R1 = "train.r1_gamma=1"
+R1_LIGHT = "train.r1_gamma=0.1"
 
 ROWS = [
     Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)", PAPER,
@@ -112,6 +117,8 @@ ROWS = [
         (*PAPER, RESIZE, *ADA, *FAST, EMA_500)),
     Row("fast-conditional", "row 11 conditional on the 9 categories",
         (*PAPER, RESIZE, *ADA, *FAST, EMA_200, *CONDITIONAL)),
+    Row("r1", "row 11 + R1 (gamma 1)", (*PAPER, RESIZE, *ADA, *FAST, EMA_200, R1)),
+    Row("r1-light", "row 11 + R1 (gamma 0.1)", (*PAPER, RESIZE, *ADA, *FAST, EMA_200, R1_LIGHT)),
 ]  # fmt: skip
 
 

@@ -120,6 +120,10 @@ def test_overrides_are_typed_and_repeatable(tmp_path):
         ("train=3", r"--set train: 'train' is a section"),
         ("train.steps.x=3", r"--set train.steps.x: 'train.steps' has no sub-keys"),
         ("model.depth=2", r"--set model.depth: 2 stride-2 blocks cannot reach data.image_size 32"),
+        (
+            "train.r1_gamma=-1",
+            r"--set train.r1_gamma: input should be greater than or equal to 0 \(got -1\)",
+        ),
     ],
 )
 def test_bad_override_names_the_flag(override, expected):

@@ -18,6 +18,7 @@ from dcgan.models.losses import (  # noqa: E402
     NonSaturating,
     WassersteinGP,
     make_loss,
+    scores_and_r1,
 )
 
 REAL = np.array([2.0, -1.0], np.float32)
@@ -162,3 +163,40 @@ def test_the_training_step_uses_the_loss_object_it_is_given():
     logs = gan.train_step(tf.zeros((4, 16, 16, 1)))
     assert float(logs["d_loss"]) == pytest.approx(7.0)
     assert float(logs["g_loss"]) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("slope, gamma", [(1.0, 1.0), (0.5, 10.0), (3.0, 0.1)])
+def test_r1_of_a_critic_with_a_known_gradient(slope, gamma):
+    """slope * sum(x) over four pixels: |grad|^2 = 4 slope^2, so R1 = 2 gamma slope^2."""
+
+    def critic(images):
+        return slope * tf.reduce_sum(images, axis=[1, 2, 3])
+
+    real = tf.random.stateless_normal(IMAGES, (1, 2))
+    scores, penalty = scores_and_r1(critic, real, gamma)
+    np.testing.assert_allclose(scores.numpy(), critic(real).numpy(), rtol=1e-6)
+    assert value(penalty) == pytest.approx(2.0 * gamma * slope**2, rel=1e-5)
+
+
+def test_r1_is_taken_at_the_real_images():
+    """sum(x^2) has gradient 2x: at x = 1.5 everywhere |grad|^2 = 4 pixels * 3^2 = 36."""
+    real = tf.fill(IMAGES, 1.5)
+    _, penalty = scores_and_r1(lambda x: tf.reduce_sum(x**2, axis=[1, 2, 3]), real, 2.0)
+    assert value(penalty) == pytest.approx(0.5 * 2.0 * 36.0, rel=1e-5)
+
+
+def test_r1_s_gradient_reaches_the_critic_s_weights():
+    """w * sum(x): R1 = gamma / 2 * 4 w^2, so d R1 / dw = 4 gamma w (a second derivative
+    through the inner gradient)."""
+    weight = tf.Variable(0.75)
+    real = tf.random.stateless_normal(IMAGES, (7, 8))
+    with tf.GradientTape() as tape:
+        _, penalty = scores_and_r1(lambda x: weight * tf.reduce_sum(x, axis=[1, 2, 3]), real, 3.0)
+    assert value(tape.gradient(penalty, weight)) == pytest.approx(4 * 3.0 * 0.75, rel=1e-5)
+
+
+def test_r1_off_adds_nothing():
+    real = tf.ones(IMAGES)
+    scores, penalty = scores_and_r1(lambda x: tf.reduce_sum(x, axis=[1, 2, 3]), real, 0.0)
+    assert value(penalty) == 0.0
+    np.testing.assert_allclose(scores.numpy(), [4.0, 4.0, 4.0])

@@ -12,7 +12,7 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from dcgan.models.losses import bce_with_logits  # noqa: E402
+from dcgan.models.losses import bce_with_logits, scores_and_r1  # noqa: E402
 from dcgan.models.networks import (  # noqa: E402
     FusedBatchNormalization,
     build_discriminator,
@@ -200,3 +200,23 @@ def test_the_step_uses_one_batch_of_latents_keyed_by_seed_and_step():
     assert not np.allclose(first._latents(4), b)
     second.step.assign(5)
     np.testing.assert_array_equal(first._latents(4), second._latents(4))
+
+
+def test_r1_is_added_to_d_s_loss_at_the_step_s_reals():
+    """The same G, D and batch, with and without R1: the step's D loss differs by the
+    penalty of D's gradient at those reals, and so D's update differs."""
+    real = tf.random.stateless_uniform((4, 16, 16, 1), (3, 4), -1, 1)
+    plain = build_gan(small("data.image_size=16"))
+    penalised = build_gan(small("data.image_size=16", "train.r1_gamma=5"))
+    penalised.generator.set_weights(plain.generator.get_weights())
+    penalised.discriminator.set_weights(plain.discriminator.get_weights())
+    _, expected = scores_and_r1(
+        lambda x: penalised.discriminator(x, training=True), real, gamma=5.0
+    )
+    assert float(expected) > 0.0
+    logs_plain, logs_penalised = plain.train_step(real), penalised.train_step(real)
+    assert float(logs_penalised["d_loss"]) == pytest.approx(
+        float(logs_plain["d_loss"]) + float(expected), rel=1e-4
+    )
+    d_plain = plain.discriminator.trainable_variables[0].numpy()
+    assert not np.allclose(d_plain, penalised.discriminator.trainable_variables[0].numpy())

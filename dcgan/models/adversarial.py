@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from dcgan.config import Config
 from dcgan.data.augment import AdaController, adaptive, diff_augment
-from dcgan.models.losses import Loss, NonSaturating, make_loss
+from dcgan.models.losses import Loss, NonSaturating, make_loss, scores_and_r1
 from dcgan.storage.metrics_file import METRIC_NAMES
 
 
@@ -26,6 +26,7 @@ class Objective:
     # the same class give images as far apart as the latents are. 0: off.
     mode_seeking: float = 0.0
     ada: AdaController | None = None  # adaptive augmentation (train.augment: ada)
+    r1_gamma: float = 0.0  # weight of the R1 penalty on D's gradient at the reals; 0: off
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
@@ -47,6 +48,7 @@ def objective_for(config: Config) -> Objective:
         d_steps=train.d_steps,
         augment=tuple(train.diffaugment),
         mode_seeking=train.mode_seeking,
+        r1_gamma=train.r1_gamma,
         ada=(
             AdaController(train.ada_target, train.ada_interval, train.ada_kimg * 1000)
             if train.augment == "ada"
@@ -245,13 +247,23 @@ class DCGAN(keras.Model):
         loss = self.objective.loss
         fake_classes = classes if fake_classes is None else fake_classes
         with tf.GradientTape() as d_tape:
-            real_out = self._d_sees(real_images, 2 * salt, classes)
-            fake_out = self._d_sees(fake_images, 2 * salt + 1, fake_classes)
-            d_loss = loss.d_loss(real_out, fake_out) + loss.penalty(
-                lambda images: self._d_sees(images, 3000 + salt, classes),
+            # R1's gradient is taken through the augmentation, at the images as loaded
+            # (as StyleGAN2-ADA does), with the same draw of it that the loss sees.
+            real_out, r1 = scores_and_r1(
+                lambda images: self._d_sees(images, 2 * salt, classes),
                 real_images,
-                fake_images,
-                lambda shape: tf.random.stateless_uniform(shape, self._key(2000 + salt)),
+                self.objective.r1_gamma,
+            )
+            fake_out = self._d_sees(fake_images, 2 * salt + 1, fake_classes)
+            d_loss = (
+                loss.d_loss(real_out, fake_out)
+                + r1
+                + loss.penalty(
+                    lambda images: self._d_sees(images, 3000 + salt, classes),
+                    real_images,
+                    fake_images,
+                    lambda shape: tf.random.stateless_uniform(shape, self._key(2000 + salt)),
+                )
             )
             scaled_d_loss = _scaled(self.d_optimizer, d_loss)
         self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)

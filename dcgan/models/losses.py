@@ -129,6 +129,27 @@ class WassersteinGP(Loss):
         return self.gp_weight * tf.reduce_mean((norms - 1.0) ** 2)
 
 
+def scores_and_r1(
+    critic: Callable[[tf.Tensor], tf.Tensor], real_images: tf.Tensor, gamma: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """D's scores on real images and the R1 penalty (Mescheder et al., 2018), gamma / 2 times
+    the mean of |grad D(x)|^2 over the reals: it flattens D's surface at the data, so D
+    cannot sharpen its edge there without bound. One pass of D serves both (a second would
+    move BatchNorm's statistics twice); called under D's tape, the gradient of the penalty
+    reaches D's weights. gamma 0: the scores alone, no tape."""
+    if not gamma:
+        return critic(real_images), tf.constant(0.0)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(real_images)
+        scores = critic(real_images)
+        # Per image where D scores images alone; with BatchNorm, the batch's statistics
+        # carry some of each image's gradient to the others.
+        total = tf.reduce_sum(scores)
+    grads = tf.cast(tape.gradient(total, real_images), tf.float32)
+    squared_norms = tf.reduce_sum(grads**2, axis=list(range(1, grads.shape.rank)))
+    return scores, 0.5 * gamma * tf.reduce_mean(squared_norms)
+
+
 LOSSES: dict[str, type[Loss]] = {
     loss.name: loss for loss in (NonSaturating, Hinge, LeastSquares, WassersteinGP)
 }
