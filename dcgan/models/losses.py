@@ -121,12 +121,25 @@ class WassersteinGP(Loss):
     def penalty(self, critic, real_images, fake_images, uniform):
         mix = uniform([tf.shape(real_images)[0], 1, 1, 1])
         between = mix * real_images + (1.0 - mix) * fake_images
-        with tf.GradientTape() as tape:
-            tape.watch(between)
-            scores = critic(between)
-        grads = tf.cast(tape.gradient(scores, between), tf.float32)
-        norms = tf.sqrt(tf.reduce_sum(grads**2, axis=[1, 2, 3]) + 1e-12)
+        _, squared_norms = scores_and_input_gradients(critic, between)
+        norms = tf.sqrt(squared_norms + 1e-12)
         return self.gp_weight * tf.reduce_mean((norms - 1.0) ** 2)
+
+
+def scores_and_input_gradients(
+    critic: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The critic's scores on images and, per image, |grad of its score w.r.t. the image|^2
+    (float32): what WGAN-GP's and R1's penalties are made of. Called under D's tape, the
+    gradient of anything made of them reaches D's weights."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(images)
+        scores = critic(images)
+        # Per image where D scores images alone; with BatchNorm, the batch's statistics
+        # carry some of each image's gradient to the others.
+        total = tf.reduce_sum(scores)
+    grads = tf.cast(tape.gradient(total, images), tf.float32)
+    return scores, tf.reduce_sum(grads**2, axis=list(range(1, grads.shape.rank)))
 
 
 def scores_and_r1(
@@ -135,18 +148,10 @@ def scores_and_r1(
     """D's scores on real images and the R1 penalty (Mescheder et al., 2018), gamma / 2 times
     the mean of |grad D(x)|^2 over the reals: it flattens D's surface at the data, so D
     cannot sharpen its edge there without bound. One pass of D serves both (a second would
-    move BatchNorm's statistics twice); called under D's tape, the gradient of the penalty
-    reaches D's weights. gamma 0: the scores alone, no tape."""
+    move BatchNorm's statistics twice). gamma 0: the scores alone, no tape."""
     if not gamma:
         return critic(real_images), tf.constant(0.0)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(real_images)
-        scores = critic(real_images)
-        # Per image where D scores images alone; with BatchNorm, the batch's statistics
-        # carry some of each image's gradient to the others.
-        total = tf.reduce_sum(scores)
-    grads = tf.cast(tape.gradient(total, real_images), tf.float32)
-    squared_norms = tf.reduce_sum(grads**2, axis=list(range(1, grads.shape.rank)))
+    scores, squared_norms = scores_and_input_gradients(critic, real_images)
     return scores, 0.5 * gamma * tf.reduce_mean(squared_norms)
 
 
