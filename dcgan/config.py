@@ -180,6 +180,10 @@ class TrainConfig(_Section):
     # R1 (Mescheder et al., 2018): gamma / 2 times |grad D(x)|^2 at the real images, added
     # to D's loss with any train.loss; StyleGAN2-ADA pairs it with ADA. 0: off.
     r1_gamma: float = Field(0.0, ge=0.0, le=1e4)
+    # Lazy R1 (StyleGAN2; Karras et al., 2020, "Analyzing and improving"): the penalty on
+    # one step in r1_interval, at r1_gamma times r1_interval: the same pull on D at
+    # 1/r1_interval of its cost. 1: every step.
+    r1_interval: int = Field(1, ge=1, le=1000)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)  # one-sided: real target 1 - this
     d_steps: int = Field(1, ge=1, le=10)  # D updates per G update, each on its own batch
     # DiffAugment (Zhao et al., 2020) on every image D sees, real and fake.

@@ -61,6 +61,8 @@ PAPER = (
     "train.loss=bce",
     "train.g_lr=2e-4",  # the preset has doubled them since (row 11)
     "train.d_lr=2e-4",
+    "train.r1_gamma=0",
+    "train.r1_interval=1",
 )
 DIFFAUGMENT = "train.diffaugment=[color,translation,cutout]"
 RESIZE = "model.upsample=resize"

@@ -124,6 +124,10 @@ def test_overrides_are_typed_and_repeatable(tmp_path):
             "train.r1_gamma=-1",
             r"--set train.r1_gamma: input should be greater than or equal to 0 \(got -1\)",
         ),
+        (
+            "train.r1_interval=0",
+            r"--set train.r1_interval: input should be greater than or equal to 1 \(got 0\)",
+        ),
     ],
 )
 def test_bad_override_names_the_flag(override, expected):

@@ -202,6 +202,33 @@ def test_the_step_uses_one_batch_of_latents_keyed_by_seed_and_step():
     np.testing.assert_array_equal(first._latents(4), second._latents(4))
 
 
+def _twins(*overrides: str):
+    """A GAN without R1 and one with overrides, sharing G's and D's weights."""
+    plain = build_gan(small("data.image_size=16"))
+    penalised = build_gan(small("data.image_size=16", *overrides))
+    penalised.generator.set_weights(plain.generator.get_weights())
+    penalised.discriminator.set_weights(plain.discriminator.get_weights())
+    return plain, penalised
+
+
+@pytest.mark.parametrize("step, times", [(0, 4.0), (1, 0.0), (3, 0.0), (8, 4.0)])
+def test_lazy_r1_pays_the_penalty_times_the_interval_on_every_interval_th_step(step, times):
+    """r1_interval 4: steps 0, 4, 8 ... add 4 times the penalty, the others none, chosen in
+    the compiled step from its step counter."""
+    real = tf.random.stateless_uniform((4, 16, 16, 1), (3, 4), -1, 1)
+    plain, lazy = _twins("train.r1_gamma=5", "train.r1_interval=4")
+    _, penalty = scores_and_r1(lambda x: lazy.discriminator(x, training=True), real, gamma=5.0)
+    assert float(penalty) > 0.0
+    plain.step.assign(step)
+    lazy.step.assign(step)
+    # Compiled, as fit runs it: the step picks the branch in the graph.
+    logs_plain = tf.function(plain.train_step)(real)
+    logs_lazy = tf.function(lazy.train_step)(real)
+    assert float(logs_lazy["d_loss"]) == pytest.approx(
+        float(logs_plain["d_loss"]) + times * float(penalty), rel=1e-4
+    )
+
+
 def test_r1_is_added_to_d_s_loss_at_the_step_s_reals():
     """The same G, D and batch, with and without R1: the step's D loss differs by the
     penalty of D's gradient at those reals, and so D's update differs."""

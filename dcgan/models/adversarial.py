@@ -27,6 +27,7 @@ class Objective:
     mode_seeking: float = 0.0
     ada: AdaController | None = None  # adaptive augmentation (train.augment: ada)
     r1_gamma: float = 0.0  # weight of the R1 penalty on D's gradient at the reals; 0: off
+    r1_interval: int = 1  # steps per R1 penalty (lazy R1 at r1_gamma * r1_interval)
 
     def images_per_step(self, batch_size: int) -> int:
         """Real images the data pipeline hands one training step: a batch per D update."""
@@ -49,6 +50,7 @@ def objective_for(config: Config) -> Objective:
         augment=tuple(train.diffaugment),
         mode_seeking=train.mode_seeking,
         r1_gamma=train.r1_gamma,
+        r1_interval=train.r1_interval,
         ada=(
             AdaController(train.ada_target, train.ada_interval, train.ada_kimg * 1000)
             if train.augment == "ada"
@@ -240,6 +242,19 @@ class DCGAN(keras.Model):
         inputs = [latents, classes] if self.conditional else latents
         return self.generator(inputs, training=True)
 
+    def _scores_and_r1(self, critic, real_images):
+        """D's scores on the reals and the R1 penalty this step pays: every step, or lazily
+        every r1_interval steps (counted from the step before this one) at gamma times the
+        interval, chosen in the graph so that no step waits for the host."""
+        gamma, interval = self.objective.r1_gamma, self.objective.r1_interval
+        if not gamma or interval == 1:
+            return scores_and_r1(critic, real_images, gamma)
+        return tf.cond(
+            tf.equal(self.step.value % interval, 0),
+            lambda: scores_and_r1(critic, real_images, gamma * interval),
+            lambda: scores_and_r1(critic, real_images, 0.0),
+        )
+
     def _d_update(self, real_images, fake_images, salt: int, classes=None, fake_classes=None):
         """One D step on a batch of real and (detached) fake images, of classes in a
         conditional run (the fakes' own when given)."""
@@ -249,10 +264,8 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as d_tape:
             # R1's gradient is taken through the augmentation, at the images as loaded
             # (as StyleGAN2-ADA does), with the same draw of it that the loss sees.
-            real_out, r1 = scores_and_r1(
-                lambda images: self._d_sees(images, 2 * salt, classes),
-                real_images,
-                self.objective.r1_gamma,
+            real_out, r1 = self._scores_and_r1(
+                lambda images: self._d_sees(images, 2 * salt, classes), real_images
             )
             fake_out = self._d_sees(fake_images, 2 * salt + 1, fake_classes)
             d_loss = (
