@@ -119,7 +119,7 @@ def inception_extractor(weights_file: Path) -> FeatureExtractor:
             + missing_weights_message()
         ) from None
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def embed(images):
         return model(_prepared(images, INCEPTION_SIZE), training=False)
 
@@ -141,7 +141,8 @@ def random_extractor(seed: int = 0) -> FeatureExtractor:
         kernels.append(tf.constant(rng.normal(0.0, std, (3, 3, channels, width)), tf.float32))
         channels = width
 
-    @tf.function(reduce_retracing=True)
+    # autograph=False: traced at the first evaluation, when this file may have changed.
+    @tf.function(reduce_retracing=True, autograph=False)
     def embed(images):
         x = _prepared(images, RANDOM_SIZE)
         for kernel in kernels:

@@ -185,7 +185,7 @@ class DCGAN(keras.Model):
         """The running averages (in metrics' order), then cleared: one call into the
         device instead of two eager ops per metric."""
         if self._take_metrics is None:
-            self._take_metrics = tf.function(self._results_then_reset)
+            self._take_metrics = tf.function(self._results_then_reset, autograph=False)
         return self._take_metrics()
 
     def _results_then_reset(self) -> list[tf.Tensor]:
@@ -498,6 +498,8 @@ def nonfinite_variable(gan: DCGAN) -> str | None:
     return next(v.path for v in variables if not np.isfinite(v.numpy()).all())
 
 
-@tf.function(reduce_retracing=True)
+# autograph=False: traced later in a run, autograph would re-read this file's source, which
+# an update of an editable install may have changed under the running process.
+@tf.function(reduce_retracing=True, autograph=False)
 def _all_finite(values: list) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in values])

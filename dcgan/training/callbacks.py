@@ -244,7 +244,9 @@ class AugmentPreview(Periodic):
                          self.run.augment_preview)  # fmt: skip
 
 
-@tf.function(reduce_retracing=True)
+# autograph=False: traced later in a run, autograph would re-read this file's source, which
+# an update of an editable install may have changed under the running process.
+@tf.function(reduce_retracing=True, autograph=False)
 def _render(generator: keras.Model, inputs) -> tf.Tensor:
     """G's images in inference mode, in one call into the device; inputs are latents, or
     (latents, classes) for a conditional G."""

@@ -99,7 +99,7 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     held: list[tuple[int, int]] = []
     pairs = list(zip(model.weights, gan.sampling_variables(), strict=True))
 
-    @tf.function
+    @tf.function(autograph=False)  # see models/adversarial.py: traced after the start
     def copy_weights():  # device to device in one call, not through the host
         for target, source in pairs:
             target.assign(source.value)
