@@ -244,8 +244,8 @@ class DCGAN(keras.Model):
 
     def _scores_and_r1(self, critic, real_images):
         """D's scores on the reals and the R1 penalty this step pays: every step, or lazily
-        every r1_interval steps (counted from the step before this one) at gamma times the
-        interval, chosen in the graph so that no step waits for the host."""
+        on the steps 0, N, 2N ... (N = r1_interval) at gamma times N, chosen in the graph
+        so that no step waits for the host."""
         gamma, interval = self.objective.r1_gamma, self.objective.r1_interval
         if not gamma or interval == 1:
             return scores_and_r1(critic, real_images, gamma)
