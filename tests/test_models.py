@@ -233,10 +233,7 @@ def test_r1_is_added_to_d_s_loss_at_the_step_s_reals():
     """The same G, D and batch, with and without R1: the step's D loss differs by the
     penalty of D's gradient at those reals, and so D's update differs."""
     real = tf.random.stateless_uniform((4, 16, 16, 1), (3, 4), -1, 1)
-    plain = build_gan(small("data.image_size=16"))
-    penalised = build_gan(small("data.image_size=16", "train.r1_gamma=5"))
-    penalised.generator.set_weights(plain.generator.get_weights())
-    penalised.discriminator.set_weights(plain.discriminator.get_weights())
+    plain, penalised = _twins("train.r1_gamma=5")
     _, expected = scores_and_r1(
         lambda x: penalised.discriminator(x, training=True), real, gamma=5.0
     )
