@@ -49,3 +49,14 @@ def import_tensorflow():
 
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
+
+
+def compiled(function):
+    """`function` as one TensorFlow graph, retraced as seldom as its input shapes allow,
+    and traced without autograph: a function first traced late in a run (a render, a
+    metric, a score) would have autograph re-read its source file, which an update of an
+    editable install may have changed under the running process (it once converted the
+    wrong function and crashed a training at its first checkpoint). So Python `if` and
+    `for` here run once, at trace time; control flow on tensors is tf.cond."""
+    tf = import_tensorflow()
+    return tf.function(function, reduce_retracing=True, autograph=False)

@@ -12,6 +12,7 @@ import numpy as np
 from dcgan import imaging
 from dcgan.metrics.features import FeatureExtractor
 from dcgan.models.loaded import LoadedGenerator
+from dcgan.runtime import compiled
 
 FRAMES = 40  # progress.gif's frames, evenly over the steps
 
@@ -68,7 +69,7 @@ def project(
     optimizer = keras.optimizers.Adam(settings.learning_rate)
     model = generator.model
 
-    @tf.function
+    @compiled
     def step():
         with tf.GradientTape() as tape:
             images = model([z, labels] if labels is not None else z, training=False)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan.metrics.scores import Kid
+from dcgan.runtime import compiled
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -67,9 +68,7 @@ class DeviceKid:
         return Kid(float(mean), float(std), self.subsets, self.size)
 
 
-# autograph=False: traced later in a run, autograph would re-read this file's source, which
-# an update of an editable install may have changed under the running process.
-@tf.function(reduce_retracing=True, autograph=False)
+@compiled
 def _kid(real_kernel, real, fake, real_rows, fake_rows):
     fake_kernel = kid_kernel(fake, fake)
     cross_kernel = kid_kernel(real, fake)
@@ -88,7 +87,7 @@ def _kid(real_kernel, real, fake, real_rows, fake_rows):
     return tf.reduce_mean(values), tf.math.reduce_std(values)
 
 
-@tf.function(reduce_retracing=True, autograph=False)
+@compiled
 def nearest_distances(samples: tf.Tensor, references: tf.Tensor) -> tf.Tensor:
     """Each sample's Euclidean distance to its nearest reference (rows flattened), float64,
     computed as scores.pairwise_distances does."""
@@ -115,7 +114,7 @@ def copy_rate(samples: tf.Tensor, references: tf.Tensor, threshold: float) -> tf
     return tf.reduce_mean(tf.cast(distances < threshold, tf.float64))
 
 
-@tf.function(reduce_retracing=True, autograph=False)
+@compiled
 def mean_pairwise_distance(images: tf.Tensor) -> tf.Tensor:
     """scores.mean_pairwise_distance on the device: how varied a batch of images is."""
     flat = tf.reshape(tf.cast(images, tf.float64), [tf.shape(images)[0], -1])

@@ -17,6 +17,7 @@ import numpy as np
 
 from dcgan.data.sources import keras_cache_dir
 from dcgan.errors import DcganError
+from dcgan.runtime import compiled
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,6 @@ def inception_extractor(weights_file: Path) -> FeatureExtractor:
     and scaled to [-1, 1] as Keras' inception preprocessing does; grey images are
     repeated to three channels."""
     import keras
-    import tensorflow as tf
 
     previous = keras.mixed_precision.global_policy()  # a bfloat16 run must not round it
     keras.mixed_precision.set_global_policy("float32")
@@ -119,7 +119,7 @@ def inception_extractor(weights_file: Path) -> FeatureExtractor:
             + missing_weights_message()
         ) from None
 
-    @tf.function(reduce_retracing=True, autograph=False)
+    @compiled
     def embed(images):
         return model(_prepared(images, INCEPTION_SIZE), training=False)
 
@@ -141,8 +141,7 @@ def random_extractor(seed: int = 0) -> FeatureExtractor:
         kernels.append(tf.constant(rng.normal(0.0, std, (3, 3, channels, width)), tf.float32))
         channels = width
 
-    # autograph=False: traced at the first evaluation, when this file may have changed.
-    @tf.function(reduce_retracing=True, autograph=False)
+    @compiled
     def embed(images):
         x = _prepared(images, RANDOM_SIZE)
         for kernel in kernels:

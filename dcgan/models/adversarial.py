@@ -11,6 +11,7 @@ import tensorflow as tf
 from dcgan.config import Config
 from dcgan.data.augment import AdaController, adaptive, diff_augment
 from dcgan.models.losses import Loss, NonSaturating, make_loss, scores_and_r1
+from dcgan.runtime import compiled
 from dcgan.storage.metrics_file import METRIC_NAMES
 
 
@@ -159,7 +160,7 @@ class DCGAN(keras.Model):
         )
         # One mean per column of metrics.csv, named as the column.
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
-        self._take_metrics = None  # a tf.function, made at the first metrics row
+        self._take_metrics = None  # compiled at the first metrics row
         # G and D are built; so is this model, whose call() takes latents, not the images
         # fit() would otherwise trace it with under a distribution strategy.
         self.built = True
@@ -185,7 +186,7 @@ class DCGAN(keras.Model):
         """The running averages (in metrics' order), then cleared: one call into the
         device instead of two eager ops per metric."""
         if self._take_metrics is None:
-            self._take_metrics = tf.function(self._results_then_reset, autograph=False)
+            self._take_metrics = compiled(self._results_then_reset)
         return self._take_metrics()
 
     def _results_then_reset(self) -> list[tf.Tensor]:
@@ -498,8 +499,6 @@ def nonfinite_variable(gan: DCGAN) -> str | None:
     return next(v.path for v in variables if not np.isfinite(v.numpy()).all())
 
 
-# autograph=False: traced later in a run, autograph would re-read this file's source, which
-# an update of an editable install may have changed under the running process.
-@tf.function(reduce_retracing=True, autograph=False)
+@compiled
 def _all_finite(values: list) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in values])

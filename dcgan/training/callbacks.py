@@ -40,6 +40,7 @@ from dcgan.metrics.features import FeatureExtractor
 from dcgan.models.adversarial import nonfinite_variable
 from dcgan.models.latents import balanced_classes, class_rows, latent_stream
 from dcgan.models.networks import class_count
+from dcgan.runtime import compiled
 from dcgan.storage import checkpoints
 from dcgan.storage.metrics_file import METRIC_NAMES, METRICS_COLUMNS, MONITOR_NAMES, read_metrics
 from dcgan.storage.run_folder import RunDir
@@ -244,9 +245,7 @@ class AugmentPreview(Periodic):
                          self.run.augment_preview)  # fmt: skip
 
 
-# autograph=False: traced later in a run, autograph would re-read this file's source, which
-# an update of an editable install may have changed under the running process.
-@tf.function(reduce_retracing=True, autograph=False)
+@compiled
 def _render(generator: keras.Model, inputs) -> tf.Tensor:
     """G's images in inference mode, in one call into the device; inputs are latents, or
     (latents, classes) for a conditional G."""

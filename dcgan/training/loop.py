@@ -48,6 +48,7 @@ from dcgan.models.networks import (
     inference_generator,
     standing_statistics,
 )
+from dcgan.runtime import compiled
 from dcgan.storage import checkpoints, lock, metrics_file, run_folder
 from dcgan.storage.fixed_noise import draw_fixed_noise, kept_fixed_noise
 from dcgan.storage.run_folder import RunDir, check_start_from
@@ -99,7 +100,7 @@ def sampling_generator(gan: DCGAN, config: Config) -> Callable[[], keras.Model]:
     held: list[tuple[int, int]] = []
     pairs = list(zip(model.weights, gan.sampling_variables(), strict=True))
 
-    @tf.function(autograph=False)  # see models/adversarial.py: traced after the start
+    @compiled
     def copy_weights():  # device to device in one call, not through the host
         for target, source in pairs:
             target.assign(source.value)
