@@ -37,6 +37,7 @@ def test_wide_colour_folder_trains_at_its_own_aspect(tmp_path):
     assert config["model"]["upsample"] == "resize" and config["model"]["ema"] == 0.995
     assert config["train"]["augment"] == "ada" and config["train"]["ada_kimg"] == 100
     assert config["train"]["g_lr"] == config["train"]["d_lr"] == 4e-4
+    assert config["train"]["r1_gamma"] == 1.0 and config["train"]["r1_interval"] == 1
     assert config["model"]["d_spectral_norm"] is False and config["train"]["loss"] == "bce"
     assert config["train"]["diffaugment"] == []
     assert "small colour folder (under 10,000 images): model.upsample resize" in told
