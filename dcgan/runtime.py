@@ -1,6 +1,7 @@
-"""Importing TensorFlow quietly: its C++ start-up chatter (oneDNN notices, CUDA probing on
-machines without a GPU) is printed before any log level applies, so it is captured during
-import and device discovery and shown only if that fails. DCGAN_TF_CHATTER=1 shows it."""
+"""TensorFlow's runtime, as the package uses it. Imported quietly: its C++ start-up chatter
+(oneDNN notices, CUDA probing on machines without a GPU) is printed before any log level
+applies, so it is captured during import and device discovery and shown only if that
+fails; DCGAN_TF_CHATTER=1 shows it. And graphs compiled one way (`compiled`)."""
 
 from __future__ import annotations
 
