@@ -1,9 +1,10 @@
-"""The house's shape: imports point downward between the sub-packages, and each says
-what it owns."""
+"""The house's shape: imports point downward between the sub-packages, each says what it
+owns, and graphs are compiled one way."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import load_script
@@ -33,3 +34,15 @@ def test_every_sub_package_opens_with_what_it_owns():
     for init in sorted((ROOT / "dcgan").glob("*/__init__.py")):
         docstring = ast.get_docstring(ast.parse(init.read_text()))
         assert docstring and len(docstring) > 40, init.parent.name
+
+
+def test_every_graph_in_the_package_is_compiled_through_runtime_compiled():
+    # runtime.compiled turns autograph off; so the next one cannot forget it.
+    direct = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "dcgan").rglob("*.py"))
+        if path.name != "runtime.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\btf\.function\b", line.split("#")[0])
+    ]
+    assert direct == []

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import importlib
 import linecache
-import re
 import sys
-from pathlib import Path
 
 from dcgan.runtime import compiled, import_tensorflow
 
 tf = import_tensorflow()
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_compiled_function_runs_the_code_imported_not_the_file_as_edited_since(
@@ -28,15 +25,3 @@ def test_a_compiled_function_runs_the_code_imported_not_the_file_as_edited_since
         assert float(compiled(module.double)(tf.constant(3.0))) == 6.0
     finally:
         sys.modules.pop("edited_module", None)
-
-
-def test_every_graph_in_the_package_is_compiled_through_runtime_compiled():
-    # So the next one cannot forget autograph=False.
-    direct = [
-        f"{path.relative_to(ROOT)}:{number}"
-        for path in sorted((ROOT / "dcgan").rglob("*.py"))
-        if path.name != "runtime.py"
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"\btf\.function\b", line.split("#")[0])
-    ]
-    assert direct == []
