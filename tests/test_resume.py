@@ -16,7 +16,7 @@ from dcgan.cli import main
 from dcgan.runtime import import_tensorflow
 from dcgan.storage.metrics_file import read_metrics
 
-import_tensorflow()
+tf = import_tensorflow()
 
 from dcgan.storage.checkpoints import checkpoint_values  # noqa: E402
 
@@ -84,6 +84,90 @@ def test_a_checkpoint_one_step_earlier_differs(runner, tmp_path):
     changed = [name for name in six if not np.array_equal(six[name], seven[name])]
     assert any("generator" in name for name in changed)
     assert any(name.startswith("step/") for name in changed)
+
+
+def test_a_side_effect_out_of_memory_keeps_its_steps_and_resumes_bit_for_bit(
+    runner, tmp_path, monkeypatch
+):
+    """A side effect that fails between two calls (here the health check at step 4, one
+    step past the checkpoint at 3) leaves the models at a whole step: it is checkpointed,
+    and the resume trains on as if never stopped."""
+    from dcgan.training import callbacks
+
+    for name in ("straight", "crashed"):
+        exact_config(tmp_path, name)
+    assert train(runner, "--config", str(tmp_path / "straight.yaml")).exit_code == 0
+    check = callbacks.HealthWatch.check
+
+    def out_of_memory_at_step_4(self, step):
+        if step == 4:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        check(self, step)
+
+    monkeypatch.setattr(callbacks.HealthWatch, "check", out_of_memory_at_step_4)
+    result = train(runner, "--config", str(tmp_path / "crashed.yaml"))
+    assert result.exit_code == 1, result.output
+    assert "out of memory" in result.output
+    _, crashed = run_dirs(tmp_path)
+    assert (
+        f"saved a checkpoint of step 4 before stopping: dcgan train --resume {crashed}"
+        in (crashed / "train.log").read_text()
+    )
+    assert checkpoint_steps(crashed) == [3, 4]
+
+    monkeypatch.undo()
+    result = train(runner, "--resume", str(crashed))
+    assert result.exit_code == 0, result.output
+    assert "resumed" in (crashed / "train.log").read_text()
+    reference = checkpoint_values(run_dirs(tmp_path)[0] / "checkpoints" / "step-0000007")
+    resumed = checkpoint_values(crashed / "checkpoints" / "step-0000007")
+    assert resumed.keys() == reference.keys()
+    for name, value in reference.items():
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+    # The row of the failed step was never written; the next one averages from row 2 on.
+    assert metric_steps(crashed) == [2, 6, 7]
+
+
+def test_a_side_effect_failing_at_the_end_keeps_the_finished_run(runner, tmp_path, monkeypatch):
+    from dcgan.training import callbacks
+
+    config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 6}))
+
+    def broken(self, logs=None):
+        raise RuntimeError("a bug in the last sample grid")
+
+    monkeypatch.setattr(callbacks.SampleGrids, "on_train_end", broken)
+    result = train(runner, "--config", str(config_path))
+    assert isinstance(result.exception, RuntimeError)
+    (run,) = run_dirs(tmp_path)
+    assert checkpoint_steps(run) == [4, 6]  # every_step 4, and the 6 trained steps
+    assert not (run / "generator.keras").exists()
+
+    monkeypatch.undo()
+    result = train(runner, "--resume", str(run))
+    assert result.exit_code == 0, result.output
+    assert "run is already at step 6 of 6: nothing to train" in (run / "train.log").read_text()
+    assert (run / "generator.keras").is_file()
+
+
+def test_a_failing_training_step_is_not_checkpointed(runner, tmp_path, monkeypatch):
+    """An error out of the compiled step may leave the models half-way through a call:
+    only the checkpoints written before it stay."""
+    from dcgan.models.adversarial import DCGAN
+
+    config_path = write_config(tmp_path, tiny_config(tmp_path, train={"steps": 6}))
+    train_step = DCGAN.train_step
+
+    def failing(self, data):
+        tf.debugging.assert_less(self.step, tf.constant(5, self.step.dtype), "step 6 fails")
+        return train_step(self, data)
+
+    monkeypatch.setattr(DCGAN, "train_step", failing)
+    result = train(runner, "--config", str(config_path))
+    assert result.exit_code != 0
+    (run,) = run_dirs(tmp_path)
+    assert checkpoint_steps(run) == [4]
+    assert "before stopping" not in (run / "train.log").read_text()
 
 
 def test_second_writer_is_refused_naming_the_process(runner, tmp_path):

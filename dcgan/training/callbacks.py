@@ -93,6 +93,9 @@ class StepCallbacks(keras.callbacks.CallbackList):
             if not getattr(c, "async_safe", False)
             and type(c).on_train_batch_end is not keras.callbacks.Callback.on_train_batch_end
         ]
+        # Set while the side effects of a call run: an error raised with it set came from
+        # one of them, between two calls, where the models hold a whole step.
+        self.in_side_effects = False
 
     def on_train_batch_end(self, batch, logs=None):
         numbers = (
@@ -100,9 +103,16 @@ class StepCallbacks(keras.callbacks.CallbackList):
             if self.needs_numbers
             else None
         )
+        self.in_side_effects = True
         for callback in self.callbacks:
             wants_numbers = callback in self.needs_numbers
             callback.on_train_batch_end(batch, numbers if wants_numbers else logs)
+        self.in_side_effects = False
+
+    def on_train_end(self, logs=None):
+        self.in_side_effects = True
+        super().on_train_end(logs)
+        self.in_side_effects = False
 
 
 class StepCallback(keras.callbacks.Callback):
@@ -424,6 +434,7 @@ class Checkpoints(Periodic):
             raise ValueError(f"Checkpoints: keep must be positive, got {keep}")
         self.objects, self.folder, self.keep = objects, folder, keep
         self.last_saved: int | None = None
+        self.last_tried: int | None = None  # differs from last_saved after a failed write
 
     def save(self, step: int) -> None:
         if self.writer is not None:
@@ -432,6 +443,7 @@ class Checkpoints(Periodic):
         bad = nonfinite_variable(self.model)
         if bad is not None:
             raise Diverged(step, f"{bad} is not finite")
+        self.last_tried = step
         checkpoints.save_checkpoint(self.objects, self.folder, step, self.keep)
         self.last_saved = step
 
@@ -442,6 +454,21 @@ class Checkpoints(Periodic):
         step = self.model_step()
         if step != self.last_saved:
             self.save(step)
+
+    def keep_trained_steps(self) -> int | None:
+        """After another side effect failed between two calls, where the models hold a
+        whole step: a checkpoint of it, so a resume trains none of its steps again. Not
+        once the writer has failed (a checkpoint promises every file of the steps before
+        it) or with a weight that is not finite. The step saved, or None."""
+        step = self.model_step()
+        if step in (self.start_step, self.last_tried) or (self.writer and self.writer.failed):
+            return None
+        try:
+            self.save(step)
+        except Exception:  # the failure on its way out is the news, not this one
+            log.debug("no checkpoint of step %d after the failure", step, exc_info=True)
+            return None
+        return step
 
 
 class Progress(StepCallback):

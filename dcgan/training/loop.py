@@ -319,8 +319,9 @@ def _plan_calls(session: _Session) -> None:
 
 def _fit(session: _Session, progress_stream) -> bool:
     """fit() from the start step to train.steps, again from the last good checkpoint after
-    each rollback; every file written (or its error raised) before it returns. True when
-    Ctrl-C or SIGTERM stopped it early."""
+    each rollback; every file written (or its error raised) before it returns, and a
+    side effect's error raised after a checkpoint of the steps trained. True when Ctrl-C
+    or SIGTERM stopped it early."""
     config, run, gan = session.config, session.run, session.gan
     tensorboard = tf.summary.create_file_writer(str(run.tensorboard))
     writer = BackgroundWriter()
@@ -345,6 +346,7 @@ def _fit(session: _Session, progress_stream) -> bool:
             side_effects = _side_effects(
                 session, segment_start, tensorboard, writer, progress_stream
             )
+            step_callbacks = callbacks.StepCallbacks(side_effects, gan)
             try:
                 with _stop_after_this_call(gan) as stop:
                     gan.fit(
@@ -353,7 +355,7 @@ def _fit(session: _Session, progress_stream) -> bool:
                         steps_per_epoch=config.train.steps - segment_start,
                         shuffle=False,  # the dataset orders itself
                         verbose=0,
-                        callbacks=callbacks.StepCallbacks(side_effects, gan),
+                        callbacks=step_callbacks,
                     )
                 interrupted = stop.requested and int(gan.step.numpy()) < config.train.steps
                 break
@@ -366,6 +368,10 @@ def _fit(session: _Session, progress_stream) -> bool:
             except callbacks.Diverged as diverged:
                 writer.flush()  # what the steps before it wrote, before the rollback's files
                 segment_start = _roll_back(gan, session.objects, run, config, diverged)
+            except Exception:
+                if step_callbacks.in_side_effects:
+                    _keep_trained_steps(side_effects, run)
+                raise
             finally:
                 for callback in side_effects:
                     if isinstance(callback, callbacks.Progress):
@@ -377,6 +383,21 @@ def _fit(session: _Session, progress_stream) -> bool:
         _close_quietly(writer)  # on the way out of an error; a no-op after close()
         tensorboard.close()
     return interrupted
+
+
+def _keep_trained_steps(side_effects: list[keras.callbacks.Callback], run: RunDir) -> None:
+    """A side effect failed (a bug, an evaluation out of memory, a file it could not
+    write): the steps trained since the last checkpoint are kept for the resume when they
+    can be."""
+    (saver,) = (c for c in side_effects if isinstance(c, callbacks.Checkpoints))
+    step = saver.keep_trained_steps()
+    if step is not None:
+        log.warning(
+            "saved a checkpoint of step %d before stopping: dcgan train --resume %s goes on "
+            "from there",
+            step,
+            run.root,
+        )
 
 
 def _refuse_starting_over(run: RunDir, config: Config) -> None:

@@ -53,6 +53,11 @@ class BackgroundWriter:
         self._thread.join()
         self.raise_failure()
 
+    @property
+    def failed(self) -> bool:
+        """A job has failed: the jobs queued after it were skipped."""
+        return self._failed
+
     def raise_failure(self) -> None:
         failure, self._failure = self._failure, None
         if failure is None:
