@@ -134,6 +134,7 @@ def save_mp4(frames: Sequence[np.ndarray], path: Path, fps: float = 10.0) -> Non
 PANELS = (
     ("losses", ("d_loss", "g_loss")),
     ("D(x), D(G(z)) and D's accuracy", ("d_real", "d_fake", "d_accuracy")),
+    ("R1 penalty (part of d_loss)", ("r1",)),
     ("KID (lower is better)", ("kid",)),
     ("diversity and copy rate", ("diversity", "copy_rate")),
     ("ADA's augmentation probability p", ("ada_p",)),

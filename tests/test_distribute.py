@@ -61,7 +61,8 @@ def finish(process: subprocess.Popen) -> str:
 
 def losses(run: Path) -> np.ndarray:
     rows = read_metrics(run / "metrics.csv")
-    return np.array([[float(row[name]) for name in METRIC_NAMES] for row in rows])
+    # r1 is empty in a run without R1
+    return np.array([[float(row[name]) for name in METRIC_NAMES if row[name]] for row in rows])
 
 
 def run_named(tmp_path: Path, name: str) -> Path:

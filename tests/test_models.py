@@ -136,8 +136,9 @@ def test_one_train_step_changes_both_networks_and_reports_metrics():
     d_before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
     real = tf.random.uniform((4, 16, 16, 1), -1, 1)
     logs = gan.train_step(real)
-    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_accuracy"}
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "d_accuracy", "r1"}
     assert all(np.isfinite(float(v)) for v in logs.values())
+    assert float(logs["r1"]) == 0.0  # R1 off
     assert 0.0 < float(logs["d_real"]) < 1.0 and 0.0 < float(logs["d_fake"]) < 1.0
     assert int(gan.step.numpy()) == 1
     assert int(gan.g_optimizer.iterations.numpy()) == int(gan.d_optimizer.iterations.numpy()) == 1
@@ -227,6 +228,7 @@ def test_lazy_r1_pays_the_penalty_times_the_interval_on_every_interval_th_step(s
     assert float(logs_lazy["d_loss"]) == pytest.approx(
         float(logs_plain["d_loss"]) + times * float(penalty), rel=1e-4
     )
+    assert float(logs_lazy["r1"]) == pytest.approx(times * float(penalty), rel=1e-4)
 
 
 def test_r1_is_added_to_d_s_loss_at_the_step_s_reals():
@@ -242,5 +244,6 @@ def test_r1_is_added_to_d_s_loss_at_the_step_s_reals():
     assert float(logs_penalised["d_loss"]) == pytest.approx(
         float(logs_plain["d_loss"]) + float(expected), rel=1e-4
     )
+    assert float(logs_penalised["r1"]) == pytest.approx(float(expected), rel=1e-4)
     d_plain = plain.discriminator.trainable_variables[0].numpy()
     assert not np.allclose(d_plain, penalised.discriminator.trainable_variables[0].numpy())

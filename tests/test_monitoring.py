@@ -61,6 +61,27 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     return found
 
 
+def test_r1_has_its_own_column_scalar_and_panel_and_stays_empty_without_it(tmp_path):
+    for name, gamma in (("plain", 0.0), ("r1", 2.0)):
+        config = tiny_config(tmp_path, name=name, train={"steps": 4, "r1_gamma": gamma})
+        result = invoke("train", "--config", write_config(tmp_path, config, f"{name}.yaml"))
+        assert result.exit_code == 0, result.output
+    plain, penalised = run_dirs(tmp_path)
+    rows = read_metrics(penalised / "metrics.csv")
+    assert [row["step"] for row in rows] == ["2", "4"]
+    assert all(float(row["r1"]) > 0 for row in rows)
+    # d_loss holds it: it can only be as large as d_loss, a BCE sum of at least 0.
+    assert all(float(row["r1"]) < float(row["d_loss"]) for row in rows)
+    logged = scalars(penalised)
+    assert [step for step, _ in logged["r1"]] == [2, 4]
+    for (_, value), row in zip(logged["r1"], rows, strict=True):
+        assert value == pytest.approx(float(row["r1"]), rel=1e-5)
+    assert [row["r1"] for row in read_metrics(plain / "metrics.csv")] == ["", ""]
+    assert "r1" not in scalars(plain)
+    with Image.open(plain / "losses.png") as without, Image.open(penalised / "losses.png") as with_:
+        assert with_.width - without.width == 400  # one more panel, R1's
+
+
 def test_kid_diversity_and_copy_rate_reach_metrics_csv_tensorboard_and_the_plot(evaluated_run):
     rows = {int(row["step"]): row for row in read_metrics(evaluated_run / "metrics.csv")}
     assert sorted(rows) == [3, 6]

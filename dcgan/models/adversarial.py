@@ -281,7 +281,7 @@ class DCGAN(keras.Model):
             )
             scaled_d_loss = _scaled(self.d_optimizer, d_loss)
         self.d_optimizer.apply(d_tape.gradient(scaled_d_loss, d_vars), d_vars)
-        return d_loss, real_out, fake_out
+        return d_loss, real_out, fake_out, r1
 
     def train_step(self, data):
         loss = self.objective.loss
@@ -309,7 +309,7 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as g_tape:
             fake_images = self._fakes(latents, fake_classes)
             with g_tape.stop_recording():
-                d_loss, real_out, fake_out = self._d_update(
+                d_loss, real_out, fake_out, r1 = self._d_update(
                     real_batch, tf.stop_gradient(fake_images), 0, classes, fake_classes
                 )
             # The updated D judges the same fakes for G's step.
@@ -331,6 +331,7 @@ class DCGAN(keras.Model):
         self.trackers["d_real"].update_state(tf.reduce_mean(loss.as_reported(real_out)))
         self.trackers["d_fake"].update_state(tf.reduce_mean(loss.as_reported(fake_out)))
         self.trackers["d_accuracy"].update_state(loss.accuracy(real_out, fake_out))
+        self.trackers["r1"].update_state(r1)
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages a multi-worker step's outputs along axis 0, which a scalar
@@ -473,12 +474,13 @@ def checkpoint_objects(gan: DCGAN) -> dict:
         ],  # the metrics every version had; later ones in OPTIONAL_STATES
         "accuracy_state": [v.value for v in gan.trackers["d_accuracy"].variables],
         "ada_state": gan.ada_state.value,
+        "r1_state": [v.value for v in gan.trackers["r1"].variables],
     }
 
 
 # Entries of checkpoint_objects that checkpoints of earlier versions lack: restored where
 # present, so that an older run still resumes.
-OPTIONAL_STATES = ("accuracy_state", "ada_state")
+OPTIONAL_STATES = ("accuracy_state", "ada_state", "r1_state")
 
 
 def nonfinite_variable(gan: DCGAN) -> str | None:

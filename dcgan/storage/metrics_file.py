@@ -7,7 +7,8 @@ from pathlib import Path
 from dcgan.files.reading import MiB, read_text_lenient
 
 # What the adversarial model measures every step (its trackers are made from these names).
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy")
+# r1: the R1 penalty inside d_loss, per step (lazy R1's steps averaged in); empty when off.
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_accuracy", "r1")
 
 # Measured now and then (sample grids, evaluations): empty in the other rows.
 MONITOR_NAMES = ("diversity", "kid", "copy_rate", "ada_p")  # ada_p: ADA's probability
@@ -24,7 +25,7 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
     """Complete rows of metrics.csv in step order, the last one written for a step winning:
     Ctrl-C in the middle of a write can leave a step twice or a row cut short. A row whose
     step or required values are not numbers is left out (the file may have been edited);
-    so is a monitor value that is not one."""
+    so is any other value that is not one."""
     if not path.is_file():
         return []
     text = read_text_lenient(path, MAX_METRICS_BYTES, "metrics file")
@@ -38,8 +39,8 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
         step = row.get("step") or ""
         if not step.isdigit() or not all(_is_number(row.get(c)) for c in REQUIRED_COLUMNS):
             continue
-        for name in MONITOR_NAMES:
-            if name in row and not _is_number(row[name]):
+        for name in METRICS_COLUMNS:
+            if name in row and name not in REQUIRED_COLUMNS and not _is_number(row[name]):
                 row[name] = ""
         rows[int(step)] = row
     return [rows[step] for step in sorted(rows)]

@@ -287,9 +287,13 @@ class MetricsLog(Periodic):
         self.path, self.batch_size, self.tensorboard = path, batch_size, tensorboard
         self.monitors = monitors or Monitors()
         self.rows: list[list[str]] = []  # the writer's: appended and written there
+        self.unmeasured: set[str] = set()  # columns of METRIC_NAMES this run leaves empty
         self.last_logged = start_step
 
     def on_train_begin(self, logs=None):
+        objective = getattr(self.model, "objective", None)
+        # Left empty, not 0, in a run without R1: nothing to plot.
+        self.unmeasured = {"r1"} if objective is not None and not objective.r1_gamma else set()
         self.rows = [
             [row.get(column) or "" for column in METRICS_COLUMNS]
             for row in read_metrics(self.path)
@@ -319,12 +323,16 @@ class MetricsLog(Periodic):
         self.submit(lambda: self._append(step, values, rate, measured))
 
     def _append(self, step: int, values: list, rate: float, measured: dict) -> None:
-        numbers = [float(value) for value in values]
+        numbers = {
+            name: float(value)
+            for name, value in zip(METRIC_NAMES, values, strict=True)
+            if name not in self.unmeasured
+        }
         measured = {name: float(value) for name, value in measured.items()}
         self.rows.append(
             [
                 str(step),
-                *(f"{v:.6g}" for v in numbers),
+                *(f"{numbers[name]:.6g}" if name in numbers else "" for name in METRIC_NAMES),
                 f"{rate:.1f}",
                 *(f"{measured[name]:.6g}" if name in measured else "" for name in MONITOR_NAMES),
             ]
@@ -332,7 +340,7 @@ class MetricsLog(Periodic):
         self._write()
         if self.tensorboard is not None:
             with self.tensorboard.as_default():
-                for name, value in zip(METRIC_NAMES, numbers, strict=True):
+                for name, value in numbers.items():
                     tf.summary.scalar(name, value, step=step)
                 tf.summary.scalar("images_per_sec", rate, step=step)
                 for name, value in measured.items():
