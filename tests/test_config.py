@@ -266,17 +266,27 @@ def test_scientific_notation_reads_as_a_number(tmp_path):
     assert load(None, ("train.g_lr=5e-5",)).train.g_lr == pytest.approx(5e-5)
 
 
-def test_the_emoji_config_holds_the_colour_preset(tmp_path, monkeypatch):
-    """configs/emoji.yaml and `train --data` on a small colour folder: the same winner."""
-    from dcgan.data.preset import COLOUR_SETTINGS
+def test_the_emoji_config_holds_the_colour_preset_and_nothing_else(tmp_path, monkeypatch):
+    """configs/emoji.yaml and `train --data` on a small colour folder of categories: the
+    same models and training, key for key both ways, but for the budget (train.steps)."""
+    from click.testing import CliRunner
+    from conftest import random_pixels, save_image
 
+    from dcgan.cli import main
+
+    for category in ("flags", "smileys"):
+        for i in range(3):
+            path = tmp_path / "data/emoji" / category / f"{i}.png"
+            save_image(path, random_pixels((64, 64, 3), seed=i))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data/emoji").mkdir(parents=True)
-    config = load(CONFIGS / "emoji.yaml")
-    for section, values in COLOUR_SETTINGS.items():
-        for key, value in values.items():
-            assert getattr(getattr(config, section), key) == value, (section, key)
-    assert config.train.diffaugment == [] and config.data.image_size == 64
+    result = CliRunner().invoke(main, ["train", "--data", "data/emoji", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    picked = yaml.safe_load(result.stdout)
+    shipped = yaml.safe_load(load(CONFIGS / "emoji.yaml").to_yaml())
+    assert (picked["train"].pop("steps"), shipped["train"].pop("steps")) == (5000, 30000)
+    for section in ("model", "train", "eval"):
+        assert picked[section] == shipped[section], section
+    assert shipped["train"]["r1_gamma"] == 1.0 and shipped["model"]["upsample"] == "resize"
 
 
 def test_settings_the_rest_of_the_config_leaves_without_effect_are_named():
