@@ -386,9 +386,8 @@ def _fit(session: _Session, progress_stream) -> bool:
 
 
 def _keep_trained_steps(side_effects: list[keras.callbacks.Callback], run: RunDir) -> None:
-    """A side effect failed (a bug, an evaluation out of memory, a file it could not
-    write): the steps trained since the last checkpoint are kept for the resume when they
-    can be."""
+    """A side effect failed (a bug, an evaluation out of memory): the steps trained since
+    the last checkpoint are kept for the resume where Checkpoints.keep_trained_steps can."""
     (saver,) = (c for c in side_effects if isinstance(c, callbacks.Checkpoints))
     step = saver.keep_trained_steps()
     if step is not None:
