@@ -183,7 +183,8 @@ def sample_steps(run: Path) -> list[int]:
 
 
 def checkpoint_steps(run: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    names = [p.name for p in (run / "checkpoints").glob("step-*")]
+    return sorted(int(name[5:]) for name in names if name[5:].isdigit())  # not .damaged
 
 
 def snapshot(run: Path) -> dict[str, str]:

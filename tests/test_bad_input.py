@@ -7,6 +7,7 @@ the finished run's files byte for byte as they were. Loading never runs code fro
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 import zlib
@@ -59,6 +60,17 @@ def config_with(finished: Path, tmp_path: Path, **sections) -> list[str]:
     return ["train", "--config", str(write_config(tmp_path, config, "case.yaml"))]
 
 
+def a_file(tmp_path: Path) -> Path:
+    (tmp_path / "notes.txt").write_text("not a folder\n")
+    return tmp_path / "notes.txt"
+
+
+def train_into(tmp_path: Path, output_dir: Path) -> list[str]:
+    config = tiny_config(tmp_path)
+    config["output"]["dir"] = str(output_dir)
+    return ["train", "--config", str(write_config(tmp_path, config, "case.yaml"))]
+
+
 def folder_of(tmp_path: Path, make) -> dict:
     folder = tmp_path / "images"
     folder.mkdir()
@@ -94,6 +106,12 @@ def truncated_checkpoint(finished: Path, tmp_path: Path) -> Path:
     (data,) = (copy / "checkpoints" / "step-0000004").glob("ckpt.data-*")
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     return copy
+
+
+def without_generator(run: Path) -> Path:
+    """generator.keras gone: a sample has only the checkpoints to load."""
+    (run / "generator.keras").unlink()
+    return run
 
 
 def zero_byte_index(finished: Path, tmp_path: Path) -> Path:
@@ -180,6 +198,14 @@ CASES = {
         ),
         "(first: huge.png: DecompressionBombError: Image size (400000000 pixels) exceeds limit",
     ),
+    "output.dir that is a file": (
+        lambda f, t: train_into(t, a_file(t)),
+        "output.dir {t}/notes.txt: is a file, not a folder: name a folder for the runs",
+    ),
+    "output.dir under a file": (
+        lambda f, t: train_into(t, a_file(t) / "runs"),
+        "output.dir {t}/notes.txt/runs: a folder above it is a file: name a folder",
+    ),
     "resume: other architecture": (
         lambda f, t: ["train", "--resume", str(other_architecture(f, t))],
         "cannot restore this checkpoint (different architecture or a damaged file?)",
@@ -197,7 +223,10 @@ CASES = {
         "step-0000004: cannot restore this checkpoint",
     ),
     "sample: other architecture": (
-        lambda f, t: ["sample", "--ckpt", str(other_architecture(f, t)), "--out", str(t / "o")],
+        lambda f, t: (
+            ["sample", "--ckpt", str(without_generator(other_architecture(f, t)))]
+            + ["--out", str(t / "o")]
+        ),
         "cannot restore this checkpoint (different architecture or a damaged file?)",
     ),
     "sample: a generator file that is not one": (
@@ -231,6 +260,63 @@ def test_bad_input_is_one_line_and_leaves_the_finished_run_alone(finished, tmp_p
         copy = Path(args[2])
         assert not (copy / "train.lock").exists()
         assert sorted(p.name for p in (copy / "checkpoints").iterdir()) == ["step-0000004"]
+
+
+def two_checkpoint_run(runner, tmp_path: Path, damage: str = "step-0000008") -> Path:
+    """A finished run with checkpoints at 4 and 8 and the data file of `damage` cut in half,
+    as a disk that failed under it would leave it."""
+    config = tiny_config(tmp_path, train={"steps": 8})
+    result = runner.invoke(main, ["train", "--config", str(write_config(tmp_path, config))])
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(tmp_path)
+    for name in damage.split(","):
+        (data,) = (run / "checkpoints" / name).glob("ckpt.data-*")
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    return run
+
+
+def test_a_resume_passes_a_damaged_newest_checkpoint_by(runner, tmp_path):
+    run = two_checkpoint_run(runner, tmp_path)
+    result = runner.invoke(main, ["train", "--resume", str(run), "--set", "train.steps=12"])
+    assert result.exit_code == 0, result.output
+    log = (run / "train.log").read_text()
+    assert "step-0000008: cannot restore this checkpoint" in log
+    assert "moved aside to step-0000008.damaged" in log
+    assert "from step-0000004" in log
+    # Steps 5 to 8 trained again, on to 12; the damaged folder is out of the rotation.
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000008",
+        "step-0000008.damaged",
+        "step-0000012",
+    ]
+
+
+def test_a_resume_with_no_checkpoint_that_restores_moves_nothing(runner, tmp_path):
+    run = two_checkpoint_run(runner, tmp_path, damage="step-0000004,step-0000008")
+    result = runner.invoke(main, ["train", "--resume", str(run), "--set", "train.steps=12"])
+    assert result.exit_code == 2
+    assert "step-0000008: cannot restore this checkpoint" in result.output  # the newest
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000004",
+        "step-0000008",
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage, used", [("step-0000008", "step-0000004"), ("step-0000004,step-0000008", "generator")]
+)
+def test_sampling_a_run_passes_damaged_checkpoints_by(runner, tmp_path, caplog, damage, used):
+    run = two_checkpoint_run(runner, tmp_path, damage)
+    generator_mtime = (run / "generator.keras").stat().st_mtime
+    os.utime(run / "generator.keras", (generator_mtime - 3600,) * 2)  # older than both
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["sample", "--ckpt", str(run), "-n", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.png"))) == 4
+    assert f"from {run / 'checkpoints' / used if used != 'generator' else run}" in result.output
+    warning = "step-0000008: cannot restore this checkpoint (different architecture or a damaged"
+    assert warning in caplog.text
+    assert f"; using {used}" in caplog.text
 
 
 def test_mixed_modes_and_some_broken_files_still_train(runner, tmp_path):

@@ -265,8 +265,8 @@ def interpolate(
     "SavedModel folder whose serve signature maps latents to images; onnx: for onnxruntime "
     "(Python, C++, C#, Java, browsers); tflite: for the LiteRT interpreter on phones; web: "
     "a folder with index.html that samples in the browser, offline (open it, or `dcgan "
-    "view FOLDER`). onnx, tflite and web need the export extra (pip install "
-    "'dcgan[export]') and are checked against the generator when written.",
+    "view FOLDER`). onnx, tflite and web need the export extra (`.venv/bin/pip install -e "
+    "'.[export]'` in the checkout) and are checked against the generator when written.",
 )
 @click.option(
     "--out",

@@ -4,6 +4,7 @@ which is measured before Keras inflates it and checked to be a generator once lo
 
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from dcgan.files.reading import GiB, MiB, UnsafeFile, check_zip, open_regular
 from dcgan.models.loaded import LoadedGenerator
 from dcgan.storage import checkpoints
 from dcgan.storage.run_folder import RunDir
+
+log = logging.getLogger(__name__)
 
 MAX_KERAS_BYTES = 2 * GiB  # a .keras file inflated: a generator's weights are far below
 MAX_KERAS_CONFIG_BYTES = 4 * MiB  # config.json and metadata.json, read whole into memory
@@ -46,13 +49,37 @@ def load_generator(path: Path) -> LoadedGenerator:
 
 
 def _from_run(run: RunDir) -> LoadedGenerator:
-    latest = checkpoints.latest_checkpoint(run.checkpoints)
-    if latest is not None:
-        return _from_checkpoint(run, latest[1])
-    if run.generator.exists():
-        classes = run_config(run).data.classes
-        return LoadedGenerator(_load_keras_file(run.generator), str(run.generator), run, classes)
-    raise RunDirError(f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet")
+    """The newest checkpoint, else generator.keras; when the newest checkpoint is damaged,
+    the newest of the others and generator.keras that loads, with a warning."""
+    found = [path for _, path in reversed(checkpoints.list_checkpoints(run.checkpoints))]
+    if not found and not run.generator.exists():
+        raise RunDirError(
+            f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet"
+        )
+    # After the newest checkpoint, newest written first: a finished run's generator.keras
+    # is as new as its last checkpoint, one from before a resume is older than the rest.
+    fallbacks = sorted(
+        [*found[1:], *([run.generator] if run.generator.exists() else [])],
+        key=lambda path: path.lstat().st_mtime,
+        reverse=True,
+    )
+    failure: RunDirError | None = None
+    for path in [*found[:1], *fallbacks]:
+        try:
+            loaded = (
+                LoadedGenerator(
+                    _load_keras_file(path), str(path), run, run_config(run).data.classes
+                )
+                if path == run.generator
+                else _from_checkpoint(run, path)
+            )
+        except RunDirError as exc:
+            failure = failure or exc
+            continue
+        if failure is not None:
+            log.warning("%s; using %s instead", failure, path.name)
+        return loaded
+    raise failure
 
 
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:

@@ -6,6 +6,8 @@ runtime before it is kept: it must give the Keras generator's images within TOLE
 from __future__ import annotations
 
 import importlib
+import shlex
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,20 @@ from dcgan.files import writing
 from dcgan.models.latents import balanced_classes, latent_stream
 from dcgan.models.loaded import LoadedGenerator
 
-EXTRA = "pip install 'dcgan[export]'"
+
+def install_extra() -> str:
+    """The command that installs the export extra into the Python running dcgan: from the
+    checkout it runs from (PyPI's "dcgan" is another project), with this interpreter's pip
+    (a bare pip may belong to another Python)."""
+    checkout = Path(__file__).resolve().parents[2]
+    target = (
+        f"-e {shlex.quote(f'{checkout}[export]')}"  # -e: kept editable, as scripts/ install it
+        if (checkout / "pyproject.toml").is_file()
+        else "'dcgan[export]'"
+    )
+    return f"{shlex.quote(sys.executable)} -m pip install {target}"
+
+
 # Largest |difference| allowed between the file's images and Keras' (pixels in [-1, 1]; a
 # grey level is 2/255 = 0.0078): float32 throughout, so only the order of operations differs.
 TOLERANCE = {"onnx": 1e-4, "tflite": 1e-4}
@@ -57,7 +72,9 @@ def require_extra(fmt: str) -> None:
     if missing:
         verb = "is" if len(missing) == 1 else "are"
         needed = ", ".join(missing)
-        raise DcganError(f"--format {fmt} needs {needed}, which {verb} not installed: {EXTRA}")
+        raise DcganError(
+            f"--format {fmt} needs {needed}, which {verb} not installed: {install_extra()}"
+        )
 
 
 def check_inputs(generator: LoadedGenerator) -> list[np.ndarray]:

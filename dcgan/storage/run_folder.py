@@ -100,6 +100,14 @@ def create_run_dir(output_dir: Path, name: str) -> RunDir:
     """A new numbered folder: one more than the highest number already in output_dir."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file, or a link to nowhere, by that name
+        raise RunDirError(
+            f"output.dir {output_dir}: is a file, not a folder: name a folder for the runs"
+        ) from None
+    except NotADirectoryError:
+        raise RunDirError(
+            f"output.dir {output_dir}: a folder above it is a file: name a folder for the runs"
+        ) from None
     except OSError as exc:
         raise RunDirError(f"output.dir {output_dir}: cannot create: {exc.strerror}") from None
     if not output_dir.is_dir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -244,13 +245,8 @@ def _restore(
     """The models, from the run's newest checkpoint when it has one; then the run's
     config.yaml and, for a new run, its fixed latents (only once the checkpoint has loaded:
     a failed resume leaves the run as it was)."""
-    gan = build_gan(config, execution)
-    objects = checkpoint_objects(gan)
-    latest = checkpoints.latest_checkpoint(run.checkpoints)
-    if latest is not None:
-        checkpoints.restore_checkpoint(objects, latest[1], optional=OPTIONAL_STATES)
-        log.info("resumed %s from %s", run.root, latest[1].name)
-    else:
+    gan, objects, latest = _resumed_models(config, run, execution)
+    if latest is None:
         _refuse_starting_over(run, config)
         if config.train.init_from is not None:
             _start_from(gan, config.train.init_from)
@@ -259,6 +255,36 @@ def _restore(
     start_step = int(gan.step.numpy())
     noise = kept_noise if kept_noise is not None else draw_fixed_noise(run, config)
     return _Session(config, run, execution, gan, objects, start_step, noise)
+
+
+def _resumed_models(
+    config: Config, run: RunDir, execution: Execution
+) -> tuple[DCGAN, dict, Path | None]:
+    """The models and what a checkpoint holds, from the newest checkpoint that restores
+    (None: the run has none). A damaged newer one (a disk that failed, a file cut short)
+    is moved aside as step-N.damaged, so that rotation and later resumes pass it by; when
+    none restores, the newest one's error is the news and nothing is moved."""
+    found = list(reversed(checkpoints.list_checkpoints(run.checkpoints)))
+    failures: list[tuple[Path, RunDirError]] = []
+    for _, path in found:
+        gan = build_gan(config, execution)  # afresh: a failed restore may have set some
+        objects = checkpoint_objects(gan)
+        try:
+            checkpoints.restore_checkpoint(objects, path, optional=OPTIONAL_STATES)
+        except RunDirError as exc:
+            failures.append((path, exc))
+            continue
+        for damaged, exc in failures:
+            aside = damaged.with_name(damaged.name + ".damaged")
+            shutil.rmtree(aside, ignore_errors=True)  # an earlier copy of the same step
+            damaged.rename(aside)
+            log.warning("%s; moved aside to %s", exc, aside.name)
+        log.info("resumed %s from %s", run.root, path.name)
+        return gan, objects, path
+    if failures:
+        raise failures[0][1]
+    gan = build_gan(config, execution)
+    return gan, checkpoint_objects(gan), None
 
 
 def _start_from(gan: DCGAN, source: Path) -> None:
