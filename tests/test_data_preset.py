@@ -217,3 +217,25 @@ def test_the_tip_only_where_a_conditional_run_takes_the_sub_folders(tmp_path, la
     _, told = dry_run(root)
     deep = "dogs/puppies" in layout  # classes cats, dogs: every image is in one of them
     assert ("dcgan: tip:" in told) == deep, told
+
+
+def test_the_dry_run_names_files_that_do_not_open(tmp_path):
+    folder = make_folder(tmp_path, 6, (32, 32, 3))
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not a picture\n")
+    _, told = dry_run(folder)
+    assert "2 of the 8 files looked at do not open as pictures (first: empty.png: " in told
+    assert "training skips such files and counts them" in told
+    _, told = dry_run(make_folder(tmp_path, 6, (32, 32, 3), name="clean"))
+    assert "do not open" not in told
+
+
+def test_a_bad_set_with_data_is_one_line_before_any_settings(tmp_path):
+    folder = make_folder(tmp_path, 6, (32, 32, 3))
+    result = CliRunner().invoke(
+        main, ["train", "--data", str(folder), "--set", "train.stepz=20", "--dry-run"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: --set train.stepz: unknown key 'train.stepz' (did you mean 'steps'?)"
+    ]

@@ -84,9 +84,14 @@ def train(
             )
         else:
             run = None
-            preset, tips = _folder_preset(data_path) if data_path is not None else (None, [])
+            preset, reasons, tips = (
+                _folder_preset(data_path) if data_path is not None else (None, [], [])
+            )
             config = config_module.load(config_path, overrides, preset=preset)
-            if preset is not None:
+            if preset is not None:  # told once the --set overrides have been checked too
+                click.echo(f"dcgan: settings for {shown(data_path)}:", err=True)
+                for reason in reasons:
+                    click.echo(f"  {reason}", err=True)
                 for line in config_module.preset_changes(config, preset[1]):
                     click.echo(f"dcgan: note: {line}", err=True)
             if not config.model.conditional:
@@ -140,16 +145,13 @@ def train(
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _folder_preset(folder: Path) -> tuple[tuple[str, dict], list[str]]:
-    """The settings `--data` picks for folder, each told with its reason (on stderr, so a
-    --dry-run's YAML stays clean), and the preset's tips, told once the config is known."""
+def _folder_preset(folder: Path) -> tuple[tuple[str, dict], list[str], list[str]]:
+    """The settings `--data` picks for folder, the reason for each (told on stderr, so a
+    --dry-run's YAML stays clean) and the preset's tips, told once the config is known."""
     from dcgan.data.preset import folder_preset, survey_folder
 
     preset = folder_preset(survey_folder(folder))
-    click.echo(f"dcgan: settings for {shown(folder)}:", err=True)
-    for reason in preset.reasons:
-        click.echo(f"  {reason}", err=True)
-    return (f"--data {folder}", preset.raw), preset.tips
+    return (f"--data {folder}", preset.raw), preset.reasons, preset.tips
 
 
 def _summarise(result) -> None:

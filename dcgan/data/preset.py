@@ -50,6 +50,7 @@ class Survey:
     short_sides: list[int]
     gray: bool
     classes: list[str]  # the sub-folders a conditional run would take as classes, or []
+    unreadable: list[str]  # "name: why" of each surveyed file that does not open as a picture
 
 
 def survey_folder(folder: Path) -> Survey:
@@ -65,10 +66,12 @@ def survey_folder(folder: Path) -> Survey:
             f"--data {printable(folder)}: no image files ({suffixes}) in this folder or below"
         )
     spread = files[:: max(1, len(files) // SURVEYED)][:SURVEYED]
-    aspects, short_sides, modes = [], [], []
+    aspects, short_sides, modes, unreadable = [], [], [], []
     for path in spread:
         header = _header(path)
-        if header is not None:
+        if isinstance(header, str):
+            unreadable.append(f"{printable(path.relative_to(folder))}: {header}")
+        else:
             (width, height), mode = header
             aspects.append(width / height)
             short_sides.append(min(width, height))
@@ -79,7 +82,7 @@ def survey_folder(folder: Path) -> Survey:
             "images looked at cannot be opened as pictures"
         )
     classes = _class_folders(folder, files)
-    return Survey(folder, len(files), aspects, short_sides, _all_gray(modes), classes)
+    return Survey(folder, len(files), aspects, short_sides, _all_gray(modes), classes, unreadable)
 
 
 def _class_folders(folder: Path, files: list[Path]) -> list[str]:
@@ -100,14 +103,15 @@ def _class_folders(folder: Path, files: list[Path]) -> list[str]:
     return classes
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str] | None:
+def _header(path: Path) -> tuple[tuple[int, int], str] | str:
+    """The picture's size and mode, or why it does not open (the loader skips it later)."""
     try:
         with open_regular(path, MAX_IMAGE_FILE, "picture file") as stream, Image.open(stream) as im:
             if im.width > 0 and im.height > 0:
                 return im.size, im.mode
-    except (UnsafeFile, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        pass  # the loader skips it later and says why
-    return None
+            return "no pixels"
+    except (UnsafeFile, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"{type(exc).__name__}: {shorten(str(exc), 100)}"
 
 
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -164,6 +168,13 @@ def folder_preset(survey: Survey) -> Preset:
         f"{survey.count:,} images; median short side {short:g} px, median width/height "
         f"{aspect:.2f} (from {len(survey.aspects)} looked at)"
     ]
+    if survey.unreadable:
+        looked_at = len(survey.aspects) + len(survey.unreadable)
+        reasons.append(
+            f"{len(survey.unreadable)} of the {looked_at} files looked at do not open as "
+            f"pictures (first: {survey.unreadable[0]}): training skips such files and counts "
+            "them"
+        )
     image_size, train_aspect = _image_size(side, aspect)
     square = isinstance(image_size, int)
     shown = image_size if square else f"[{image_size[0]}, {image_size[1]}] (height, width)"
