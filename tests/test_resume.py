@@ -128,6 +128,30 @@ def test_a_side_effect_out_of_memory_keeps_its_steps_and_resumes_bit_for_bit(
     assert metric_steps(crashed) == [2, 6, 7]
 
 
+def test_a_side_effect_that_could_not_write_a_file_is_not_checkpointed(
+    runner, tmp_path, monkeypatch
+):
+    """A file that could not be written (checkpoints/best, say): the disk is the news, and
+    a checkpoint written now would likely fail as well."""
+    from dcgan.errors import OutputError
+    from dcgan.training import callbacks
+
+    exact_config(tmp_path, "crashed")
+    check = callbacks.HealthWatch.check
+
+    def disk_full_at_step_4(self, step):
+        if step == 4:
+            raise OutputError("checkpoints/best: cannot write: No space left on device")
+        check(self, step)
+
+    monkeypatch.setattr(callbacks.HealthWatch, "check", disk_full_at_step_4)
+    result = train(runner, "--config", str(tmp_path / "crashed.yaml"))
+    assert result.exit_code == 1, result.output
+    assert "No space left on device; step-0000003 is intact" in result.output
+    (run,) = run_dirs(tmp_path)
+    assert checkpoint_steps(run) == [3]
+
+
 def test_a_side_effect_failing_at_the_end_keeps_the_finished_run(runner, tmp_path, monkeypatch):
     from dcgan.training import callbacks
 

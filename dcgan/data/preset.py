@@ -111,7 +111,8 @@ def _header(path: Path) -> tuple[tuple[int, int], str] | str:
                 return im.size, im.mode
             return "no pixels"
     except (UnsafeFile, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"{type(exc).__name__}: {shorten(str(exc), 100)}"
+        message = str(exc).removeprefix(f"{path}: ")  # UnsafeFile's names the path again
+        return f"{type(exc).__name__}: {shorten(message, 100)}"
 
 
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -50,21 +51,14 @@ def load_generator(path: Path) -> LoadedGenerator:
 
 def _from_run(run: RunDir) -> LoadedGenerator:
     """The newest checkpoint, else generator.keras; when the newest checkpoint is damaged,
-    the newest of the others and generator.keras that loads, with a warning."""
+    the next that loads (with a warning naming the ones passed by)."""
     found = [path for _, path in reversed(checkpoints.list_checkpoints(run.checkpoints))]
     if not found and not run.generator.exists():
         raise RunDirError(
             f"--ckpt {run.root}: this run has no checkpoint and no generator.keras yet"
         )
-    # After the newest checkpoint, newest written first: a finished run's generator.keras
-    # is as new as its last checkpoint, one from before a resume is older than the rest.
-    fallbacks = sorted(
-        [*found[1:], *([run.generator] if run.generator.exists() else [])],
-        key=lambda path: path.lstat().st_mtime,
-        reverse=True,
-    )
-    failure: RunDirError | None = None
-    for path in [*found[:1], *fallbacks]:
+    failures: list[RunDirError] = []
+    for path in _newest_first(run, found):
         try:
             loaded = (
                 LoadedGenerator(
@@ -74,12 +68,41 @@ def _from_run(run: RunDir) -> LoadedGenerator:
                 else _from_checkpoint(run, path)
             )
         except RunDirError as exc:
-            failure = failure or exc
+            failures.append(exc)
             continue
-        if failure is not None:
-            log.warning("%s; using %s instead", failure, path.name)
+        except OSError as exc:  # gone meanwhile: a training rotated it away
+            failures.append(RunDirError(f"{path}: {exc.strerror or exc}"))
+            continue
+        for failure in failures:
+            log.warning("%s; passed by", failure)
+        if failures:
+            log.warning("using %s instead", path.name)
         return loaded
-    raise failure
+    raise failures[0]
+
+
+def _newest_first(run: RunDir, found: list[Path]) -> Iterator[Path]:
+    """The checkpoints by step, newest first, with generator.keras among them by its time
+    (a finished run's is as new as its last checkpoint; one from before a resume is
+    older than the checkpoints after it). Times are read only once the newest fails,
+    and a file that went meanwhile (rotated by a training) is passed by."""
+    yield from found[:1]
+    generator_time = _modified(run.generator)
+    placed = generator_time is None
+    for path in found[1:]:
+        if not placed and (_modified(path) or 0.0) < generator_time:
+            placed = True
+            yield run.generator
+        yield path
+    if not placed:
+        yield run.generator
+
+
+def _modified(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _from_checkpoint(run: RunDir, path: Path) -> LoadedGenerator:

@@ -21,15 +21,16 @@ from dcgan.models.latents import balanced_classes, latent_stream
 from dcgan.models.loaded import LoadedGenerator
 
 
-def install_extra() -> str:
-    """The command that installs the export extra into the Python running dcgan: from the
-    checkout it runs from (PyPI's "dcgan" is another project), with this interpreter's pip
-    (a bare pip may belong to another Python)."""
+def install_extra(missing: list[str]) -> str:
+    """The command that installs what is missing into the Python running dcgan: the
+    checkout's export extra where it runs from one (kept editable), else the packages by
+    name (PyPI's "dcgan" is another project); with this interpreter's pip, as a bare pip
+    may belong to another Python."""
     checkout = Path(__file__).resolve().parents[2]
     target = (
-        f"-e {shlex.quote(f'{checkout}[export]')}"  # -e: kept editable, as scripts/ install it
+        f"-e {shlex.quote(f'{checkout}[export]')}"
         if (checkout / "pyproject.toml").is_file()
-        else "'dcgan[export]'"
+        else " ".join(map(shlex.quote, missing))
     )
     return f"{shlex.quote(sys.executable)} -m pip install {target}"
 
@@ -73,7 +74,7 @@ def require_extra(fmt: str) -> None:
         verb = "is" if len(missing) == 1 else "are"
         needed = ", ".join(missing)
         raise DcganError(
-            f"--format {fmt} needs {needed}, which {verb} not installed: {install_extra()}"
+            f"--format {fmt} needs {needed}, which {verb} not installed: {install_extra(missing)}"
         )
 
 

@@ -101,8 +101,9 @@ def create_run_dir(output_dir: Path, name: str) -> RunDir:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file, or a link to nowhere, by that name
+        what = "a link to nothing" if output_dir.is_symlink() else "a file"
         raise RunDirError(
-            f"output.dir {output_dir}: is a file, not a folder: name a folder for the runs"
+            f"output.dir {output_dir}: is {what}, not a folder: name a folder for the runs"
         ) from None
     except NotADirectoryError:
         raise RunDirError(

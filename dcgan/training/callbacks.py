@@ -463,18 +463,19 @@ class Checkpoints(Periodic):
         if step != self.last_saved:
             self.save(step)
 
-    def keep_trained_steps(self) -> int | None:
+    def save_before_failing(self) -> int | None:
         """After another side effect failed between two calls, where the models hold a
         whole step: a checkpoint of it, so a resume trains none of its steps again. Not
         once the writer has failed (a checkpoint promises every file of the steps before
-        it) or with a weight that is not finite. The step saved, or None."""
-        step = self.model_step()
-        if step in (self.start_step, self.last_tried) or (self.writer and self.writer.failed):
-            return None
+        it), after this step's own save failed, or with a weight that is not finite. The
+        step saved, or None."""
         try:
+            step = self.model_step()
+            if step in (self.start_step, self.last_tried) or (self.writer and self.writer.failed):
+                return None
             self.save(step)
-        except Exception:  # the failure on its way out is the news, not this one
-            log.debug("no checkpoint of step %d after the failure", step, exc_info=True)
+        except Exception as exc:  # the failure on its way out is the news, not this one
+            log.warning("no checkpoint before stopping: %s", exc)
             return None
         return step
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -244,7 +243,7 @@ def _restore(
 ) -> _Session:
     """The models, from the run's newest checkpoint when it has one; then the run's
     config.yaml and, for a new run, its fixed latents (only once the checkpoint has loaded:
-    a failed resume leaves the run as it was)."""
+    a failed resume leaves the run as it was, but for a damaged checkpoint moved aside)."""
     gan, objects, latest = _resumed_models(config, run, execution)
     if latest is None:
         _refuse_starting_over(run, config)
@@ -263,10 +262,13 @@ def _resumed_models(
     """The models and what a checkpoint holds, from the newest checkpoint that restores
     (None: the run has none). A damaged newer one (a disk that failed, a file cut short)
     is moved aside as step-N.damaged, so that rotation and later resumes pass it by; when
-    none restores, the newest one's error is the news and nothing is moved."""
+    none restores, the newest one's error is the news and nothing is moved. Not across
+    hosts: every worker restores the newest, and a fallback on the chief alone would
+    leave them training from different steps."""
     found = list(reversed(checkpoints.list_checkpoints(run.checkpoints)))
+    several_hosts = isinstance(execution.strategy, tf.distribute.MultiWorkerMirroredStrategy)
     failures: list[tuple[Path, RunDirError]] = []
-    for _, path in found:
+    for _, path in found[:1] if several_hosts else found:
         gan = build_gan(config, execution)  # afresh: a failed restore may have set some
         objects = checkpoint_objects(gan)
         try:
@@ -275,9 +277,7 @@ def _resumed_models(
             failures.append((path, exc))
             continue
         for damaged, exc in failures:
-            aside = damaged.with_name(damaged.name + ".damaged")
-            shutil.rmtree(aside, ignore_errors=True)  # an earlier copy of the same step
-            damaged.rename(aside)
+            aside = _move_aside(damaged)
             log.warning("%s; moved aside to %s", exc, aside.name)
         log.info("resumed %s from %s", run.root, path.name)
         return gan, objects, path
@@ -285,6 +285,26 @@ def _resumed_models(
         raise failures[0][1]
     gan = build_gan(config, execution)
     return gan, checkpoint_objects(gan), None
+
+
+def _move_aside(damaged: Path) -> Path:
+    """damaged renamed to the first free step-N.damaged[-K] beside it (every copy kept to
+    look at; none is rotated away); a rename that fails is one line, before training."""
+    names = [f"{damaged.name}.damaged", *(f"{damaged.name}.damaged-{k}" for k in range(2, 100))]
+    free = next(
+        (damaged.with_name(n) for n in names if not os.path.lexists(damaged.with_name(n))), None
+    )
+    why = f"{len(names)} damaged copies are there already"
+    if free is not None:
+        try:
+            damaged.rename(free)
+            return free
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+    raise RunDirError(
+        f"{damaged}: cannot be restored, nor moved aside ({why}); move it out of "
+        f"{damaged.parent} and resume again"
+    )
 
 
 def _start_from(gan: DCGAN, source: Path) -> None:
@@ -394,9 +414,18 @@ def _fit(session: _Session, progress_stream) -> bool:
             except callbacks.Diverged as diverged:
                 writer.flush()  # what the steps before it wrote, before the rollback's files
                 segment_start = _roll_back(gan, session.objects, run, config, diverged)
-            except Exception:
-                if step_callbacks.in_side_effects:
-                    _keep_trained_steps(side_effects, run)
+            except Exception as exc:
+                # Not after a write that failed (the checkpoint would likely fail as well),
+                # nor across hosts, where a save is a collective that the others are not in.
+                several_hosts = isinstance(
+                    session.execution.strategy, tf.distribute.MultiWorkerMirroredStrategy
+                )
+                if (
+                    step_callbacks.in_side_effects
+                    and not isinstance(exc, OutputError | OSError)
+                    and not several_hosts
+                ):
+                    _checkpoint_before_failing(side_effects, run)
                 raise
             finally:
                 for callback in side_effects:
@@ -411,11 +440,11 @@ def _fit(session: _Session, progress_stream) -> bool:
     return interrupted
 
 
-def _keep_trained_steps(side_effects: list[keras.callbacks.Callback], run: RunDir) -> None:
+def _checkpoint_before_failing(side_effects: list[keras.callbacks.Callback], run: RunDir) -> None:
     """A side effect failed (a bug, an evaluation out of memory): the steps trained since
-    the last checkpoint are kept for the resume where Checkpoints.keep_trained_steps can."""
+    the last checkpoint are kept for the resume where Checkpoints.save_before_failing can."""
     (saver,) = (c for c in side_effects if isinstance(c, callbacks.Checkpoints))
-    step = saver.keep_trained_steps()
+    step = saver.save_before_failing()
     if step is not None:
         log.warning(
             "saved a checkpoint of step %d before stopping: dcgan train --resume %s goes on "
