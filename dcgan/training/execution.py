@@ -38,6 +38,11 @@ class Execution:
         return self.strategy.num_replicas_in_sync
 
     @property
+    def several_hosts(self) -> bool:
+        """Workers in step across hosts: checkpoint reads and saves are collectives."""
+        return isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    @property
     def loss_scaling(self) -> bool:
         return self.precision == "float16"
 

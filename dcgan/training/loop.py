@@ -266,9 +266,8 @@ def _resumed_models(
     hosts: every worker restores the newest, and a fallback on the chief alone would
     leave them training from different steps."""
     found = list(reversed(checkpoints.list_checkpoints(run.checkpoints)))
-    several_hosts = isinstance(execution.strategy, tf.distribute.MultiWorkerMirroredStrategy)
     failures: list[tuple[Path, RunDirError]] = []
-    for _, path in found[:1] if several_hosts else found:
+    for _, path in found[:1] if execution.several_hosts else found:
         gan = build_gan(config, execution)  # afresh: a failed restore may have set some
         objects = checkpoint_objects(gan)
         try:
@@ -291,9 +290,7 @@ def _move_aside(damaged: Path) -> Path:
     """damaged renamed to the first free step-N.damaged[-K] beside it (every copy kept to
     look at; none is rotated away); a rename that fails is one line, before training."""
     names = [f"{damaged.name}.damaged", *(f"{damaged.name}.damaged-{k}" for k in range(2, 100))]
-    free = next(
-        (damaged.with_name(n) for n in names if not os.path.lexists(damaged.with_name(n))), None
-    )
+    free = next((p for p in map(damaged.with_name, names) if not os.path.lexists(p)), None)
     why = f"{len(names)} damaged copies are there already"
     if free is not None:
         try:
@@ -415,17 +412,8 @@ def _fit(session: _Session, progress_stream) -> bool:
                 writer.flush()  # what the steps before it wrote, before the rollback's files
                 segment_start = _roll_back(gan, session.objects, run, config, diverged)
             except Exception as exc:
-                # Not after a write that failed (the checkpoint would likely fail as well),
-                # nor across hosts, where a save is a collective that the others are not in.
-                several_hosts = isinstance(
-                    session.execution.strategy, tf.distribute.MultiWorkerMirroredStrategy
-                )
-                if (
-                    step_callbacks.in_side_effects
-                    and not isinstance(exc, OutputError | OSError)
-                    and not several_hosts
-                ):
-                    _checkpoint_before_failing(side_effects, run)
+                if step_callbacks.in_side_effects:
+                    _checkpoint_before_failing(session, side_effects, exc)
                 raise
             finally:
                 for callback in side_effects:
@@ -440,9 +428,15 @@ def _fit(session: _Session, progress_stream) -> bool:
     return interrupted
 
 
-def _checkpoint_before_failing(side_effects: list[keras.callbacks.Callback], run: RunDir) -> None:
+def _checkpoint_before_failing(
+    session: _Session, side_effects: list[keras.callbacks.Callback], error: Exception
+) -> None:
     """A side effect failed (a bug, an evaluation out of memory): the steps trained since
-    the last checkpoint are kept for the resume where Checkpoints.save_before_failing can."""
+    the last checkpoint are kept for the resume where Checkpoints.save_before_failing can.
+    Not after a write that failed (the checkpoint would likely fail as well), nor across
+    hosts, where a save is a collective that the other workers are not in."""
+    if isinstance(error, OutputError | OSError) or session.execution.several_hosts:
+        return
     (saver,) = (c for c in side_effects if isinstance(c, callbacks.Checkpoints))
     step = saver.save_before_failing()
     if step is not None:
@@ -450,7 +444,7 @@ def _checkpoint_before_failing(side_effects: list[keras.callbacks.Callback], run
             "saved a checkpoint of step %d before stopping: dcgan train --resume %s goes on "
             "from there",
             step,
-            run.root,
+            session.run.root,
         )
 
 
