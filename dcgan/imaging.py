@@ -61,6 +61,19 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def scale_to_reach(height: int, width: int, min_side: int) -> int:
+    """The smallest whole enlargement that brings the shorter side to min_side or more."""
+    return max(1, math.ceil(min_side / min(height, width)))
+
+
+def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
+    """image (H, W, ...) with every pixel a scale x scale block: nearest neighbour, so that
+    small images are shown bigger without blur."""
+    if scale == 1:
+        return image
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
 CAPTION = 14  # pixels of a strip of text (PIL's default font is 11 px tall)
 
 
@@ -76,7 +89,7 @@ def captioned_grid(
     cell. Small images are enlarged (nearest neighbour, whole multiples) to at least
     min_side, so that a caption fits under each."""
     height, width = next(c for c in cells if c is not None).shape[:2]
-    scale = max(1, math.ceil(min_side / height))
+    scale = scale_to_reach(height, width, min_side)
     cell_w, cell_h, gap = width * scale, height * scale + CAPTION, 2
     rows = math.ceil(len(cells) / columns)
     canvas = Image.new(
@@ -91,8 +104,7 @@ def captioned_grid(
         row, column = divmod(index, columns)
         left, top = gap + column * (cell_w + gap), CAPTION + gap + row * (cell_h + gap)
         if cell is not None:
-            big = np.repeat(np.repeat(cell, scale, axis=0), scale, axis=1)
-            canvas.paste(to_pil(big).convert("RGB"), (left, top))
+            canvas.paste(to_pil(enlarge(cell, scale)).convert("RGB"), (left, top))
         draw.text((left + 1, top + height * scale + 1), caption, fill=(0, 0, 0))
     return np.asarray(canvas)
 

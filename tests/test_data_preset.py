@@ -239,3 +239,24 @@ def test_a_bad_set_with_data_is_one_line_before_any_settings(tmp_path):
     assert result.output.strip().splitlines() == [
         "Error: --set train.stepz: unknown key 'train.stepz' (did you mean 'steps'?)"
     ]
+
+
+def test_a_folder_of_few_images_is_told_how_often_each_is_shown(tmp_path, monkeypatch):
+    from dcgan.data import preset
+
+    folder = make_folder(tmp_path, 30, (32, 32, 3))
+    _, told = dry_run(folder)
+    (caution,) = [line for line in told.splitlines() if "only 30 images" in line]
+    # 5,000 steps of 64 over 30 images: 320,000 / 30 = 10,666.7 showings each.
+    assert caution.startswith("dcgan: note: only 30 images: 5,000 steps of 64 show each about ")
+    assert "about 10,667 times, and a GAN on so few learns to copy them" in caution
+    assert "`--set train.init_from=RUN --set train.freeze_d=2` fine-tunes it" in caution
+    # The run as configured: the --sets' steps and batch, not the preset's.
+    _, told = dry_run(folder, "--set", "train.steps=300", "--set", "train.batch_size=16")
+    assert "only 30 images: 300 steps of 16 show each about 160 times" in told
+    # Starting from another run already is what the hint proposes.
+    said = preset.few_images_caution(30, 300, 16, init_from=tmp_path / "big-run")
+    assert said is not None and "160 times" in said and "init_from" not in said
+    monkeypatch.setattr(preset, "FEW_IMAGES", 30)
+    _, told = dry_run(folder)
+    assert "only 30" not in told and "learns to copy" not in told

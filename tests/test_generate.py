@@ -228,6 +228,33 @@ def test_interpolate_grid_gif_and_end_points_equal_the_seeds_images(trained_run,
         )
 
 
+def test_interpolate_gif_frames_are_the_grid_s_images_enlarged(trained_run, tmp_path):
+    from dcgan.imaging import enlarge
+
+    def gif_frames(path):
+        with Image.open(path) as gif:
+            frames = []
+            for index in range(gif.n_frames):
+                gif.seek(index)
+                frames.append(np.asarray(gif.convert("L")))
+            return frames
+
+    for extra, scale in (((), 8), (("--scale", 3), 3), (("--scale", 1), 1)):
+        out = tmp_path / f"walk-{scale}"
+        invoke("interpolate", "--ckpt", trained_run, "--seeds", "3,17", "--steps", 3,
+               "--out", out, *extra)  # fmt: skip
+        grid = pixels(out / "seeds-3-17-slerp.png")
+        frames = gif_frames(out / "seeds-3-17-slerp.gif")
+        # By default the 16 px images are enlarged 8 times (a short side of 128); every
+        # pixel a block, so the frames are the grid's tiles, only bigger.
+        assert [f.shape for f in frames] == [(16 * scale, 16 * scale)] * 3
+        for column, frame in enumerate(frames):
+            tile = grid[2 : 2 + 16, 2 + column * 18 : 2 + column * 18 + 16]
+            np.testing.assert_array_equal(frame, enlarge(tile, scale))
+    result = invoke("interpolate", "--ckpt", trained_run, "--scale", 17)
+    assert result.exit_code == 2 and "'--scale': 17 is not in the range 1<=x<=16" in result.output
+
+
 def test_interpolate_loop_and_lerp(trained_run, tmp_path):
     result = invoke(
         "interpolate",
@@ -422,7 +449,7 @@ def test_interpolate_writes_mp4_only_with_the_ffmpeg_plugin(trained_run, tmp_pat
     assert result.exit_code == 0, result.output
     with imageio.get_reader(tmp_path / "video" / "seeds-1-2-slerp.mp4", format="FFMPEG") as video:
         frames = [frame for frame in video]
-    assert len(frames) == 3 and frames[0].shape == (16, 16, 3)
+    assert len(frames) == 3 and frames[0].shape == (128, 128, 3)  # as the GIF's: enlarged
 
     monkeypatch.setattr(imaging, "can_write_mp4", lambda: False)
     result = invoke(*walk, tmp_path / "plain")

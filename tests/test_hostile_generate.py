@@ -277,6 +277,21 @@ def test_a_walk_of_too_many_frames(finished, tmp_path, no_images):
     assert not out.exists()
 
 
+def test_a_walk_enlarged_past_the_memory_bound(finished, tmp_path, no_images, monkeypatch):
+    from dcgan.generation import sampling
+
+    # 2 seeds at 100 steps: 100 frames of 16x16x1, enlarged 16 times: 100 * 256 * 256 bytes.
+    monkeypatch.setattr(sampling, "MAX_WALK_BYTES", 6 * 1024 * 1024)
+    out = tmp_path / "walk"
+    args = ("interpolate", "--ckpt", finished, "--seeds", "1,2", "--steps", 100, "--out", out)
+    assert error_line(invoke(*args, "--scale", 16)) == (
+        "Error: --steps 100 through 2 seeds makes 100 frames of 256x256x1 (enlarged 16 "
+        "times): 6.2 MiB, over the 6.0 MiB a walk may hold: lower --steps or --scale or "
+        "give fewer --seeds"
+    )
+    assert not out.exists()
+
+
 # --- 2. nan and inf ----------------------------------------------------------------------
 
 

@@ -70,8 +70,8 @@ def test_sample_interpolate_and_gif_keep_height_and_width(wide_run):
     assert {_size(p) for p in out.glob("0*.png")} == {(WIDTH, HEIGHT)}
     invoke("interpolate", "--ckpt", wide_run, "--seeds", "1,2", "--steps", 3)
     (walk,) = (wide_run / "interpolations").glob("*.gif")
-    with Image.open(walk) as gif:
-        assert gif.size == (WIDTH, HEIGHT)
+    with Image.open(walk) as gif:  # enlarged 8 times: the short side 16 reaches 128
+        assert gif.size == (8 * WIDTH, 8 * HEIGHT)
     result = invoke("gif", wide_run, "--out", wide_run.parent / "again.gif")
     assert "3 frames" in result.output
 

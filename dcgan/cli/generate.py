@@ -195,6 +195,12 @@ def _parse_seeds(ctx, param, value: str | None) -> list[int] | None:
 )
 @fps_option
 @click.option(
+    "--scale",
+    type=click.IntRange(1, 16),
+    help="Enlarge the GIF's (and MP4's) frames K times, each pixel a KxK block. Default: "
+    "enough for a short side of 128 px or more; the grid PNG keeps the images' own size.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     help="Folder for the grid and GIF. Default: <run>/interpolations/.",
@@ -210,6 +216,7 @@ def interpolate(
     loop: bool,
     class_names: str | None,
     fps: float,
+    scale: int | None,
     out: Path | None,
     batch_size: int,
     force: bool,
@@ -244,7 +251,7 @@ def interpolate(
             names = names or [part.strip() for part in class_names.split(",") if part.strip()]
             classes = tuple(generator.class_index(name) for name in names)
         route = Walk(tuple(seeds), steps, method, loop, classes, latents, z_file and _stem(z_file))
-        written = write_interpolation(generator, route, out, fps, batch_size, force)
+        written = write_interpolation(generator, route, out, fps, batch_size, force, scale)
     through = (
         f"the {len(latents)} latents of {shown(z_file)}"
         if latents is not None

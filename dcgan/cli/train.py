@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,9 @@ from dcgan.cli.common import (
 )
 from dcgan.errors import DcganError, TrainingDiverged
 from dcgan.runtime import import_tensorflow
+
+if TYPE_CHECKING:
+    from dcgan.data.preset import Preset
 
 
 @click.command(short_help="Train a DCGAN from a YAML config, or resume a run.")
@@ -84,19 +88,14 @@ def train(
             )
         else:
             run = None
-            preset, reasons, tips = (
-                _folder_preset(data_path) if data_path is not None else (None, [], [])
+            preset = _folder_preset(data_path) if data_path is not None else None
+            config = config_module.load(
+                config_path,
+                overrides,
+                preset=(f"--data {data_path}", preset.raw) if preset is not None else None,
             )
-            config = config_module.load(config_path, overrides, preset=preset)
             if preset is not None:  # told once the --set overrides have been checked too
-                click.echo(f"dcgan: settings for {shown(data_path)}:", err=True)
-                for reason in reasons:
-                    click.echo(f"  {reason}", err=True)
-                for line in config_module.preset_changes(config, preset[1]):
-                    click.echo(f"dcgan: note: {line}", err=True)
-            if not config.model.conditional:
-                for line in tips:
-                    click.echo(f"dcgan: tip: {line}", err=True)
+                _tell_preset(data_path, preset, config)
             if config.train.init_from is not None:  # before TensorFlow starts
                 run_folder.check_start_from(config.train.init_from)
         # A conditional run's classes, before TensorFlow starts: a folder that cannot give
@@ -145,13 +144,30 @@ def train(
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _folder_preset(folder: Path) -> tuple[tuple[str, dict], list[str], list[str]]:
-    """The settings `--data` picks for folder, the reason for each (told on stderr, so a
-    --dry-run's YAML stays clean) and the preset's tips, told once the config is known."""
+def _folder_preset(folder: Path) -> Preset:
+    """The settings `--data` picks for folder, with the reason for each."""
     from dcgan.data.preset import folder_preset, survey_folder
 
-    preset = folder_preset(survey_folder(folder))
-    return (f"--data {folder}", preset.raw), preset.reasons, preset.tips
+    return folder_preset(survey_folder(folder))
+
+
+def _tell_preset(folder: Path, preset: Preset, config: config_module.Config) -> None:
+    """The preset's reasons, what the --sets changed of it, what the folder's size means
+    for the run as configured and the preset's tips, on stderr (a --dry-run's YAML stays
+    clean)."""
+    from dcgan.data.preset import few_images_caution
+
+    click.echo(f"dcgan: settings for {shown(folder)}:", err=True)
+    for reason in preset.reasons:
+        click.echo(f"  {reason}", err=True)
+    notes = config_module.preset_changes(config, preset.raw)
+    train = config.train
+    caution = few_images_caution(preset.count, train.steps, train.batch_size, train.init_from)
+    for line in [*notes, *([caution] if caution else [])]:
+        click.echo(f"dcgan: note: {line}", err=True)
+    if not config.model.conditional:
+        for line in preset.tips:
+            click.echo(f"dcgan: tip: {line}", err=True)
 
 
 def _summarise(result) -> None:

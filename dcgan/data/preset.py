@@ -30,6 +30,7 @@ SQUARE_ENOUGH = 1.25  # a median aspect within 1/1.25..1.25 trains square
 MAX_ASPECT = 4.0
 SMALL_DATA = 2000  # fewer gray images than this: DiffAugment and EMA (README's evidence)
 SMALL_COLOUR = 10_000  # fewer colour images than this: COLOUR_SETTINGS
+FEW_IMAGES = 500  # fewer than this: a caution that G will learn to copy them
 # What README's ablation on 3,781 emoji (2,000 steps, batch 64) found worth having: resize
 # upsampling, ADA, twice the paper's learning rates, a moving average of G over about
 # 200 steps that smooths what the higher rates shake, and R1 at gamma 1 (row 14: 86% lower
@@ -144,6 +145,7 @@ class Preset:
     raw: dict  # config keys, as a YAML file would hold them
     reasons: list[str]
     tips: list[str]  # what else the folder allows, for an unconditional run
+    count: int  # the folder's image files
 
 
 def _tips(survey: Survey) -> list[str]:
@@ -211,7 +213,7 @@ def folder_preset(survey: Survey) -> Preset:
         "train": train,
         "output": {"sample_every": 250, "checkpoint_every": 1000},
     }
-    return Preset(raw, reasons, _tips(survey))
+    return Preset(raw, reasons, _tips(survey), survey.count)
 
 
 def _training_settings(
@@ -246,6 +248,26 @@ def _training_settings(
             "in the first hundreds of steps (README: Colour pictures)"
         )
     return model, train
+
+
+def few_images_caution(count: int, steps: int, batch_size: int, init_from: object) -> str | None:
+    """What a folder of few images means for the run as configured (after any --set), or
+    None when the folder is large enough."""
+    if count >= FEW_IMAGES:
+        return None
+    shown = steps * batch_size / count
+    caution = (
+        f"only {count:,} images: {steps:,} steps of {batch_size} show each about "
+        f"{shown:,.0f} times, and a GAN on so few learns to copy them (README: Evidence on "
+        "67 images); training warns when its copy rate climbs past eval.copy_rate_warning, "
+        "and `dcgan nearest` shows the copies"
+    )
+    if init_from is None:
+        caution += (
+            "; a run trained on many similar pictures is a better start: `--set "
+            "train.init_from=RUN --set train.freeze_d=2` fine-tunes it on these"
+        )
+    return caution
 
 
 def _image_size(side: int, aspect: float) -> tuple[int | tuple[int, int], float]:

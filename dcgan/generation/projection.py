@@ -146,9 +146,9 @@ def write_projection(result: Projection, target: np.ndarray, folder) -> list:
         min_side=128,
     )
     imaging.save_png(compare, paths[2])
-    scale = max(1, -(-128 // target.shape[0]))  # small images enlarged, so the label fits
+    scale = imaging.scale_to_reach(*target.shape[:2], 128)  # so that the label fits
     frames = [
-        imaging.label(frame.repeat(scale, axis=0).repeat(scale, axis=1), f"step {step}")
+        imaging.label(imaging.enlarge(frame, scale), f"step {step}")
         for step, frame in result.frames
     ]
     imaging.save_gif(frames, paths[3], fps=10.0)

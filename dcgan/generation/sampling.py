@@ -20,7 +20,8 @@ from dcgan.models.loaded import LoadedGenerator
 from dcgan.storage.latent_files import LatentWriter
 
 MAX_WALK_FRAMES = 2048  # frames of one interpolation, all held in memory for the GIF
-MAX_WALK_BYTES = GiB  # the same frames' pixels
+MAX_WALK_BYTES = GiB  # the same frames' pixels, enlarged as the GIF shows them
+WALK_MIN_SIDE = 128  # a walk's GIF frames are enlarged to this short side by default
 
 
 # --- latents ------------------------------------------------------------------------------
@@ -227,10 +228,13 @@ def write_interpolation(
     fps: float,
     batch_size: int,
     force: bool,
+    scale: int | None = None,
 ) -> list[Path]:
-    """A walk through the seeds' latents as a grid (one row per segment) and a GIF
-    (and an MP4 when imageio's ffmpeg plugin is installed)."""
+    """A walk through the seeds' latents as a grid (one row per segment, at the images'
+    own size) and a GIF (and an MP4 when imageio's ffmpeg plugin is installed) of frames
+    enlarged scale times; None: enough for a short side of WALK_MIN_SIDE."""
     frames_count = route.frames
+    scale = scale or imaging.scale_to_reach(*generator.image_shape[:2], WALK_MIN_SIDE)
     through = f"{route.waypoints} {'latents' if route.latents is not None else 'seeds'}"
     makes = f"--steps {route.steps} through {through} makes {frames_count:,} frames"
     if frames_count > MAX_WALK_FRAMES:
@@ -238,12 +242,16 @@ def write_interpolation(
             f"{makes}, over the {MAX_WALK_FRAMES} a walk may have: lower --steps or give "
             "fewer --seeds"
         )
-    frame_bytes = int(np.prod(generator.image_shape))
+    frame_bytes = int(np.prod(generator.image_shape)) * scale**2
     if frames_count * frame_bytes > MAX_WALK_BYTES:
+        height, width, channels = generator.image_shape
         raise DcganError(
-            f"{makes} of {'x'.join(map(str, generator.image_shape))}: "
-            f"{size_text(frames_count * frame_bytes)}, over the {size_text(MAX_WALK_BYTES)} a "
-            "walk may hold: lower --steps or give fewer --seeds"
+            f"{makes} of {height * scale}x{width * scale}x{channels}"
+            + (f" (enlarged {scale} times)" if scale > 1 else "")
+            + f": {size_text(frames_count * frame_bytes)}, over the {size_text(MAX_WALK_BYTES)}"
+            " a walk may hold: lower --steps"
+            + (" or --scale" if scale > 1 else "")
+            + " or give fewer --seeds"
         )
     start = f"z-{route.latents_name}" if route.latents is not None else _seeds_name(route.seeds)
     stem = f"{start}-{route.method}{'-loop' if route.loop else ''}"
@@ -275,9 +283,9 @@ def write_interpolation(
     writing.make_folder(out, "--out")
     imaging.save_png(imaging.make_grid(np.concatenate(rows), columns=route.steps), grid_path)
     # Segments share their end points: each shared frame is shown once.
-    frames = [frame for row in rows for frame in row[:-1]]
+    frames = [imaging.enlarge(frame, scale) for row in rows for frame in row[:-1]]
     if not route.loop:
-        frames.append(rows[-1][-1])
+        frames.append(imaging.enlarge(rows[-1][-1], scale))
     imaging.save_gif(frames, gif_path, fps=fps, hold_last=1.0 / fps)
     written = [grid_path, gif_path]
     if video:
