@@ -46,6 +46,17 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
+def stacked(tables: Sequence[np.ndarray]) -> np.ndarray:
+    """RGB tables one under another, each padded with white on the right to the widest."""
+    widest = max(table.shape[1] for table in tables)
+    return np.concatenate(
+        [
+            np.pad(table, ((0, 0), (0, widest - table.shape[1]), (0, 0)), constant_values=255)
+            for table in tables
+        ]
+    )
+
+
 def save_png(image: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
         to_pil(image).save(tmp, format="PNG")
@@ -87,14 +98,23 @@ def captioned_grid(
     """An RGB table of images, each with its caption underneath, and titles over the
     columns they start at (a title may run over the columns after it). None is an empty
     cell. Small images are enlarged (nearest neighbour, whole multiples) to at least
-    min_side, so that a caption fits under each."""
+    min_side, so that a caption fits under each; the table widens where a title would
+    run past its last column."""
     height, width = next(c for c in cells if c is not None).shape[:2]
     scale = scale_to_reach(height, width, min_side)
     cell_w, cell_h, gap = width * scale, height * scale + CAPTION, 2
     rows = math.ceil(len(cells) / columns)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    titles_end = [
+        gap + column * (cell_w + gap) + math.ceil(measure.textlength(title)) + gap
+        for column, title in titles.items()
+    ]
     canvas = Image.new(
         "RGB",
-        (gap + columns * (cell_w + gap), CAPTION + gap + rows * (cell_h + gap)),
+        (
+            max([gap + columns * (cell_w + gap), *titles_end]),
+            CAPTION + gap + rows * (cell_h + gap),
+        ),
         (255, 255, 255),
     )
     draw = ImageDraw.Draw(canvas)

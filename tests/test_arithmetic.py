@@ -68,3 +68,29 @@ def test_a_latent_file_is_an_operand(tiny_run, tmp_path):
     assert "Error: term 2 'x': not seeds" in result.output
     result = invoke("arithmetic", "--ckpt", tiny_run, "1 + 2", "--out", tmp_path / "a", code=2)
     assert "already exists: use --force" in result.output
+
+
+def test_one_latent_per_term_keeps_the_result_in_one_row_and_every_title_whole(tiny_run, tmp_path):
+    invoke("arithmetic", "--ckpt", tiny_run, "3 - 4 + 5", "--out", tmp_path / "a")
+    figure = np.asarray(Image.open(tmp_path / "a" / "arithmetic.png").convert("L"))
+    # 16 px images shown at 64: a table row is a title strip, a gap, 64 px and a caption
+    # strip, and a gap (14 + 2 + 64 + 14 + 2 = 96). Three terms, then the result and its
+    # 7 perturbations side by side in one row: 8 cells of 64 and 9 gaps of 2.
+    assert figure.shape == (4 * 96, 8 * 64 + 9 * 2)
+    # Each term's row is its one image (an average of one would be the same picture),
+    # padded white to that width.
+    assert (figure[: 3 * 96, 66 + 2 :] == 255).all()
+    assert (figure[16:80, 2:66] < 255).any()
+
+
+def test_a_title_longer_than_its_table_widens_it():
+    from PIL import ImageDraw
+
+    from dcgan.imaging import captioned_grid
+
+    title = "= a title far longer than the one cell under it"
+    table = captioned_grid([np.zeros((64, 64, 1), np.uint8)], [""], 1, {0: title})
+    drawn = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title)
+    assert table.shape[1] == 2 + int(np.ceil(drawn)) + 2
+    ink = np.flatnonzero((table[:14] < 128).any(axis=(0, 2)))  # columns the title inks
+    assert ink.max() >= table.shape[1] - 12  # it reaches the widened table's right end

@@ -276,8 +276,23 @@ def two_checkpoint_run(runner, tmp_path: Path, damage: str = "step-0000008") -> 
     return run
 
 
+def runs_notes(runner, run: Path) -> list[str]:
+    """The lines `dcgan runs` prints under its table about run."""
+    result = runner.invoke(main, ["runs", str(run.parent)])
+    assert result.exit_code == 0, result.output
+    return [line for line in result.output.splitlines() if line.startswith(f"{run.name}: ")]
+
+
 def test_a_resume_passes_a_damaged_newest_checkpoint_by(runner, tmp_path):
     run = two_checkpoint_run(runner, tmp_path)
+    # The listing tells the cut from the index alone, without TensorFlow.
+    (data,) = (run / "checkpoints" / "step-0000004").glob("ckpt.data-*")
+    whole = data.stat().st_size  # both checkpoints hold the same tensors
+    assert runs_notes(runner, run) == [
+        f"{run.name}: newest checkpoint step-0000008 is damaged: ckpt.data-00000-of-00001 is "
+        f"cut short: {whole // 2:,} of its {whole:,} bytes; `dcgan train --resume` goes on "
+        "from the one before it, and --ckpt commands pass it by"
+    ]
     result = runner.invoke(main, ["train", "--resume", str(run), "--set", "train.steps=12"])
     assert result.exit_code == 0, result.output
     log = (run / "train.log").read_text()
@@ -289,6 +304,10 @@ def test_a_resume_passes_a_damaged_newest_checkpoint_by(runner, tmp_path):
         "step-0000008",
         "step-0000008.damaged",
         "step-0000012",
+    ]
+    assert runs_notes(runner, run) == [
+        f"{run.name}: 1 damaged checkpoint(s) moved aside by a resume "
+        "(checkpoints/step-0000008.damaged): kept for you to look at; remove them when done"
     ]
 
 

@@ -112,4 +112,6 @@ def runs(folder: Path) -> None:
         )
     for s in summaries:
         if s.problem:
-            click.echo(f"{s.name}: broken: {printable(s.problem)}")
+            click.echo(f"{printable(s.name)}: broken: {printable(s.problem)}")
+        for note in s.notes:
+            click.echo(f"{printable(s.name)}: {printable(note)}")

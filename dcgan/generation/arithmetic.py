@@ -104,24 +104,26 @@ def write_arithmetic(
         classes = None if class_index is None else np.full(len(latents), class_index)
         return generator.images(latents, classes=classes)
 
-    columns = min(SHOWN_PER_TERM, max(len(t.latents) for t in terms)) + 1
+    most = max(len(t.latents) for t in terms)
+    columns = min(SHOWN_PER_TERM, most) + 1 if most > 1 else 1  # one latent: no average
     rows = []
     for term in terms:
-        shown = list(draw(term.latents[:SHOWN_PER_TERM]))
-        cells = [*shown, *([None] * (columns - 1 - len(shown))), draw(term.average[None])[0]]
-        captions = [""] * (columns - 1) + [f"average of {len(term.latents)}"]
+        if columns == 1:
+            cells, captions = [draw(term.latents)[0]], [""]
+        else:
+            shown = list(draw(term.latents[:SHOWN_PER_TERM]))
+            blank = [None] * (columns - 1 - len(shown))
+            cells = [*shown, *blank, draw(term.average[None])[0]]
+            captions = [""] * (columns - 1) + [f"average of {len(term.latents)}"]
         sign = "+" if term.sign > 0 else "-"
         title = f"{sign} {shorten(printable(term.text), 40)}"
         rows.append(imaging.captioned_grid(cells, captions, columns, {0: title}))
     result = result_latent(terms)
-    near = list(draw(perturbations(result, seed)))
-    for start in range(0, len(near), columns):
-        chunk = near[start : start + columns]
-        cells = chunk + [None] * (columns - len(chunk))
-        captions = ["result" if start == 0 else ""] + [""] * (columns - 1)
-        title = {0: "= the result, then small perturbations of it"} if start == 0 else {}
-        rows.append(imaging.captioned_grid(cells, captions, columns, title))
-    figure = np.concatenate(rows, axis=0)
+    near = list(draw(perturbations(result, seed)))  # one row, however few each term shows
+    captions = ["result"] + [""] * PERTURBATIONS
+    title = {0: "= the result, then small perturbations of it"}
+    rows.append(imaging.captioned_grid(near, captions, len(near), title))
+    figure = imaging.stacked(rows)
     paths = [out / "arithmetic.png", out / "result.npy"]
     writing.make_folder(out, "--out")
     imaging.save_png(figure, paths[0])

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.errors import OutputError, RunDirError
+from dcgan.errors import DcganError, OutputError, RunDirError
 from dcgan.files.reading import kind_of
 from dcgan.files.writing import atomic_dir
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
+DAMAGED_PATTERN = re.compile(r"^step-\d+\.damaged(-\d+)?$")  # moved aside by a resume
 CHECKPOINT_PREFIX = "ckpt"  # files inside a checkpoint folder: ckpt.index, ckpt.data-*
 
 
@@ -44,6 +45,36 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
     found = list_checkpoints(folder)
     return found[-1] if found else None
+
+
+def set_aside(folder: Path) -> list[Path]:
+    """The damaged checkpoints a resume moved aside (step-N.damaged, step-N.damaged-2 ...)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if DAMAGED_PATTERN.match(p.name))
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why a checkpoint folder cannot restore, as far as its files tell without
+    TensorFlow: an index that is not one, a data file that is missing, not a file or cut
+    short. None: whole as far as that goes (a changed byte shows only when restoring)."""
+    from dcgan.storage.tensor_bundle import BundleError, shard_extents
+
+    try:
+        shards, ends = shard_extents(path / f"{CHECKPOINT_PREFIX}.index")
+    except (BundleError, DcganError) as exc:
+        return f"its index is damaged ({str(exc).replace(str(path) + '/', '')})"
+    for shard, end in sorted(ends.items()):
+        data = path / f"{CHECKPOINT_PREFIX}.data-{shard:05d}-of-{shards:05d}"
+        try:
+            info = data.lstat()
+        except OSError:
+            return f"{data.name} is missing"
+        if not stat.S_ISREG(info.st_mode):
+            return f"{data.name} is {kind_of(info.st_mode)}, not a file"
+        if info.st_size < end:
+            return f"{data.name} is cut short: {info.st_size:,} of its {end:,} bytes"
+    return None
 
 
 def save_checkpoint(objects: dict, folder: Path, step: int, keep: int) -> Path:

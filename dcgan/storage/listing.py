@@ -11,7 +11,7 @@ import yaml
 from dcgan.config import MAX_CONFIG_BYTES, parse_yaml
 from dcgan.errors import DcganError, RunDirError, printable, shorten
 from dcgan.files.reading import read_text
-from dcgan.storage.checkpoints import latest_checkpoint
+from dcgan.storage.checkpoints import checkpoint_damage, latest_checkpoint, set_aside
 from dcgan.storage.lock import training_pid
 from dcgan.storage.metrics_file import read_metrics
 from dcgan.storage.run_folder import RUN_PATTERN, RunDir
@@ -30,6 +30,7 @@ class RunSummary:
     state: str  # finished | stopped | running | broken
     problem: str | None = None  # why a broken run could not be read
     classes: str = "-"  # a conditional run's: "3: blue, green, red"
+    notes: tuple[str, ...] = ()  # damaged checkpoints: the newest, those moved aside
 
 
 def summarize(run: RunDir) -> RunSummary:
@@ -77,6 +78,7 @@ def _summarize(run: RunDir) -> RunSummary:
     if model.get("conditional") is True and isinstance(names, list):
         classes = shorten(f"{len(names)}: " + ", ".join(printable(str(n)) for n in names), 40)
     return RunSummary(
+        notes=_checkpoint_notes(run, latest),
         classes=classes,
         name=run.root.name,
         source=shorten(str(data.get("source", "?")), 20),
@@ -88,6 +90,26 @@ def _summarize(run: RunDir) -> RunSummary:
         last_sample=grids[-1][1].name if grids else "-",
         state=state,
     )
+
+
+def _checkpoint_notes(run: RunDir, latest: tuple[int, Path] | None) -> tuple[str, ...]:
+    """What the checkpoints' files show without TensorFlow: a newest one cut short (a copy
+    that stopped part-way), and the damaged ones a resume moved aside, still kept."""
+    notes = []
+    damage = checkpoint_damage(latest[1]) if latest else None
+    if damage:
+        notes.append(
+            f"newest checkpoint {latest[1].name} is damaged: {damage}; `dcgan train "
+            "--resume` goes on from the one before it, and --ckpt commands pass it by"
+        )
+    aside = set_aside(run.checkpoints)
+    if aside:
+        notes.append(
+            f"{len(aside)} damaged checkpoint(s) moved aside by a resume "
+            f"(checkpoints/{aside[0].name}{' ...' if len(aside) > 1 else ''}): kept for you "
+            "to look at; remove them when done"
+        )
+    return tuple(notes)
 
 
 def _sides(size: object) -> str:
