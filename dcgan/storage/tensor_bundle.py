@@ -48,7 +48,7 @@ def shard_extents(index: Path) -> tuple[int, dict[int, int]]:
             fields = _fields(value)
             if key == b"":
                 shards = fields.get(1, 1)
-            elif fields.get(7) is None:  # a slice of a partitioned tensor holds no bytes
+            elif 7 not in fields:  # a partitioned tensor's own entry: its slices hold the bytes
                 shard, end = fields.get(3, 0), fields.get(4, 0) + fields.get(5, 0)
                 ends[shard] = max(ends.get(shard, 0), end)
     if shards is None or shards < 1 or any(shard >= shards for shard in ends):
