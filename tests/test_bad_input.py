@@ -21,6 +21,7 @@ from conftest import random_pixels, run_dirs, save_image, snapshot, tiny_config,
 from PIL import Image
 
 from dcgan.cli import main
+from dcgan.storage import checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +310,23 @@ def test_a_resume_passes_a_damaged_newest_checkpoint_by(runner, tmp_path):
         f"{run.name}: 1 damaged checkpoint(s) moved aside by a resume "
         "(checkpoints/step-0000008.damaged): kept for you to look at; remove them when done"
     ]
+
+
+def test_every_name_a_resume_may_move_a_checkpoint_to_is_one_the_listing_finds(tmp_path):
+    folder = tmp_path / "checkpoints"
+    newest = checkpoints.checkpoint_dir(folder, 8)
+    names = checkpoints.aside_names(newest)
+    assert [p.name for p in names[:3]] == [
+        "step-0000008.damaged",
+        "step-0000008.damaged-2",
+        "step-0000008.damaged-3",
+    ]
+    assert names[-1].name == "step-0000008.damaged-99" and len(set(names)) == 99
+    for path in [newest, *names]:
+        (path / "ckpt.index").parent.mkdir(parents=True)
+        (path / "ckpt.index").write_bytes(b"")
+    assert checkpoints.set_aside(folder) == sorted(names)
+    assert checkpoints.list_checkpoints(folder) == [(8, newest)]  # no set-aside one resumes
 
 
 def test_a_resume_with_no_checkpoint_that_restores_moves_nothing(runner, tmp_path):

@@ -47,6 +47,14 @@ def latest_checkpoint(folder: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+def aside_names(checkpoint: Path) -> list[Path]:
+    """Where a resume may move a damaged checkpoint, first choice first: step-N.damaged,
+    then step-N.damaged-2 ... step-N.damaged-99, every one a name set_aside finds."""
+    name = checkpoint.name
+    later = (f"{name}.damaged-{k}" for k in range(2, 100))
+    return [checkpoint.with_name(n) for n in (f"{name}.damaged", *later)]
+
+
 def set_aside(folder: Path) -> list[Path]:
     """The damaged checkpoints a resume moved aside (step-N.damaged, step-N.damaged-2 ...)."""
     if not folder.is_dir():

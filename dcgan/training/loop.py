@@ -289,8 +289,8 @@ def _resumed_models(
 def _move_aside(damaged: Path) -> Path:
     """damaged renamed to the first free step-N.damaged[-K] beside it (every copy kept to
     look at; none is rotated away); a rename that fails is one line, before training."""
-    names = [f"{damaged.name}.damaged", *(f"{damaged.name}.damaged-{k}" for k in range(2, 100))]
-    free = next((p for p in map(damaged.with_name, names) if not os.path.lexists(p)), None)
+    names = checkpoints.aside_names(damaged)
+    free = next((p for p in names if not os.path.lexists(p)), None)
     why = f"{len(names)} damaged copies are there already"
     if free is not None:
         try:
