@@ -91,6 +91,10 @@ EMA_500 = "model.ema=0.998"
 # there (0.4 against 0.7), gamma 1 about five times it.
 R1 = "train.r1_gamma=1"
 R1_LIGHT = "train.r1_gamma=0.1"
+R1_STRONG = "train.r1_gamma=4"
+# Lazy R1 (StyleGAN2): the penalty one step in 16, at 16 times gamma, for a pass back
+# through D on one step in 16 in place of every one.
+R1_LAZY = (R1, "train.r1_interval=16")
 
 ROWS = [
     Row("paper", "paper defaults (BCE, BatchNorm, transposed convolutions)", PAPER,
@@ -121,6 +125,9 @@ ROWS = [
         (*PAPER, RESIZE, *ADA, *FAST, EMA_200, *CONDITIONAL)),
     Row("r1", "row 11 + R1 (gamma 1)", (*PAPER, RESIZE, *ADA, *FAST, EMA_200, R1)),
     Row("r1-light", "row 11 + R1 (gamma 0.1)", (*PAPER, RESIZE, *ADA, *FAST, EMA_200, R1_LIGHT)),
+    Row("r1-strong", "row 11 + R1 (gamma 4)", (*PAPER, RESIZE, *ADA, *FAST, EMA_200, R1_STRONG)),
+    Row("r1-lazy", "row 14 with lazy R1 (one step in 16)",
+        (*PAPER, RESIZE, *ADA, *FAST, EMA_200, *R1_LAZY)),
 ]  # fmt: skip
 
 
