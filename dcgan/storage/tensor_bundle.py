@@ -47,9 +47,10 @@ def shard_extents(index: Path) -> tuple[int, dict[int, int]]:
         for key, value in _entries(_block(table, block_offset, block_size)):
             fields = _fields(value)
             if key == b"":
-                shards = fields.get(1, 1)
+                shards = _number(fields, 1, 1)
             elif 7 not in fields:  # a partitioned tensor's own entry: its slices hold the bytes
-                shard, end = fields.get(3, 0), fields.get(4, 0) + fields.get(5, 0)
+                shard = _number(fields, 3, 0)
+                end = _number(fields, 4, 0) + _number(fields, 5, 0)
                 ends[shard] = max(ends.get(shard, 0), end)
     if shards is None or shards < 1 or any(shard >= shards for shard in ends):
         raise BundleError("no header, or tensors in shards it does not have")
@@ -106,6 +107,14 @@ def _fields(message: bytes) -> dict[int, int | None]:
         if at > len(message):
             raise BundleError("a field runs past its entry")
     return fields
+
+
+def _number(fields: dict[int, int | None], number: int, default: int) -> int:
+    """Field number's value, which must be a varint where it is there at all."""
+    value = fields.get(number, default)
+    if value is None:
+        raise BundleError(f"field {number} of an entry is not a number")
+    return value
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
